@@ -1,0 +1,20 @@
+//! Sans-IO core of iax2-trunk.
+//!
+//! This crate holds no sockets, threads or clocks: bytes and a clock go in,
+//! bytes and timers come out. For now it holds the IAX2 wire codec
+//! ([`wire`]); the relay logic (call table, routing, trunk batching) builds
+//! on it.
+//!
+//! # The wire codec in one paragraph
+//!
+//! Every frame kind of RFC 5456 (with Asterisk's extensions) has a
+//! zero-copy *view* over a byte slice (`FullFrame<T>`, `MiniFrame<T>`,
+//! `VideoMiniFrame<T>`, `MetaTrunkFrame<T>`) whose accessors never panic
+//! once the view was built with `new_checked`, and an owned *repr*
+//! (`FullFrameRepr`, ...) with `parse`, `emit` and `buffer_len`. Unknown
+//! codes are kept as `Unknown(n)` and re-emitted unchanged, so
+//! `emit(parse(bytes)) == bytes` for every datagram that parses.
+#![forbid(unsafe_code)]
+
+pub mod fuzzing;
+pub mod wire;

@@ -1,0 +1,136 @@
+//! Meta frames other than trunk and video (RFC 5456 section 8.1.3).
+//!
+//! ```text
+//! +-------------------------------+-+-------------+---------------+
+//! |         0x0000                |0| meta command| command data  |
+//! +-------------------------------+-+-------------+---------------+
+//! |  data ...                                                     |
+//! ```
+//!
+//! Asterisk drops every meta command but trunk (0x01); we keep the others
+//! as opaque bytes so they can be counted and re-emitted.
+
+use super::codes::MetaCommand;
+use super::error::{Result, Structure, WireError};
+
+mod field {
+    use core::ops::{Range, RangeFrom};
+
+    pub(super) const ZERO: Range<usize> = 0..2;
+    pub(super) const COMMAND: usize = 2;
+    pub(super) const COMMAND_DATA: usize = 3;
+    pub(super) const PAYLOAD: RangeFrom<usize> = 4..;
+}
+
+/// A zero-copy view of a meta frame (any command).
+///
+/// After [`MetaFrame::new_checked`] succeeds no accessor panics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetaFrame<T: AsRef<[u8]>> {
+    buffer: T,
+}
+
+impl<T: AsRef<[u8]>> MetaFrame<T> {
+    /// Length of the meta header.
+    pub const HEADER_LEN: usize = 4;
+
+    /// Wraps a buffer without checks.
+    pub fn new_unchecked(buffer: T) -> Self {
+        Self { buffer }
+    }
+
+    /// Wraps a buffer holding a meta frame: 0x0000, video bit clear.
+    pub fn new_checked(buffer: T) -> Result<Self> {
+        let frame = Self::new_unchecked(buffer);
+        frame.check_len()?;
+        let b = frame.buffer.as_ref();
+        if b[0] != 0 || b[1] != 0 || b[2] & 0x80 != 0 {
+            return Err(WireError::wrong_kind(Structure::MetaFrame, b));
+        }
+        Ok(frame)
+    }
+
+    /// Checks that the buffer holds a whole meta header.
+    pub fn check_len(&self) -> Result<()> {
+        let len = self.buffer.as_ref().len();
+        if len < Self::HEADER_LEN {
+            Err(WireError::truncated(
+                Structure::MetaFrame,
+                0,
+                Self::HEADER_LEN,
+                len,
+            ))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The underlying buffer.
+    pub fn into_inner(self) -> T {
+        self.buffer
+    }
+
+    /// The meta command.
+    pub fn meta_command(&self) -> MetaCommand {
+        MetaCommand::from(self.buffer.as_ref()[field::COMMAND])
+    }
+
+    /// The command data byte.
+    pub fn command_data(&self) -> u8 {
+        self.buffer.as_ref()[field::COMMAND_DATA]
+    }
+
+    /// Everything after the meta header.
+    pub fn payload(&self) -> &[u8] {
+        &self.buffer.as_ref()[field::PAYLOAD]
+    }
+}
+
+/// An owned meta frame of a command this codec does not interpret.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct MetaFrameRepr {
+    /// The meta command (7 bits).
+    pub meta_command: MetaCommand,
+    /// The command data byte.
+    pub command_data: u8,
+    /// Everything after the meta header.
+    pub payload: Vec<u8>,
+}
+
+impl MetaFrameRepr {
+    /// Parses a meta frame.
+    pub fn parse(bytes: &[u8]) -> Result<Self> {
+        let frame = MetaFrame::new_checked(bytes)?;
+        Ok(Self {
+            meta_command: frame.meta_command(),
+            command_data: frame.command_data(),
+            payload: frame.payload().to_vec(),
+        })
+    }
+
+    /// Bytes the frame takes on the wire.
+    pub fn buffer_len(&self) -> usize {
+        MetaFrame::<&[u8]>::HEADER_LEN + self.payload.len()
+    }
+
+    /// Writes the frame to the front of `buf`; returns the bytes written.
+    pub fn emit(&self, buf: &mut [u8]) -> Result<usize> {
+        let needed = self.buffer_len();
+        let got = buf.len();
+        let out = buf
+            .get_mut(..needed)
+            .ok_or(WireError::BufferTooSmall { needed, got })?;
+        let command = self.meta_command.code();
+        if command & 0x80 != 0 {
+            return Err(WireError::InvalidField {
+                field: "meta command",
+                why: "the top bit marks a video mini frame",
+            });
+        }
+        out[field::ZERO].copy_from_slice(&[0, 0]);
+        out[field::COMMAND] = command;
+        out[field::COMMAND_DATA] = self.command_data;
+        out[field::PAYLOAD].copy_from_slice(&self.payload);
+        Ok(needed)
+    }
+}
