@@ -1,0 +1,130 @@
+//! Helpers shared by the integration tests: the committed captures, and
+//! reading and writing classic pcap files of IPv4/UDP datagrams.
+#![allow(dead_code, unreachable_pub, missing_docs)]
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter};
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use pcap_file::pcap::{PcapHeader, PcapPacket, PcapReader, PcapWriter};
+use pcap_file::DataLink;
+
+/// The repository's `testdata/` folder.
+pub fn testdata_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata")
+}
+
+/// Every IAX2 capture in `testdata/`, sorted by name.
+pub fn captures() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(testdata_dir())
+        .expect("testdata/ exists")
+        .map(|e| e.expect("readable dir entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "pcap"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// One UDP datagram of a capture.
+#[derive(Debug, Clone)]
+pub struct Datagram {
+    /// 1-based frame number, as tshark counts.
+    pub number: usize,
+    /// Capture timestamp.
+    pub time: Duration,
+    pub src: SocketAddrV4,
+    pub dst: SocketAddrV4,
+    /// The UDP payload.
+    pub payload: Vec<u8>,
+}
+
+/// Reads the IPv4/UDP datagrams of a classic pcap (Ethernet or raw IPv4
+/// link types). Panics on anything else: the captures are known files.
+pub fn read_udp(path: &Path) -> Vec<Datagram> {
+    let file = File::open(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+    let mut reader = PcapReader::new(BufReader::new(file)).expect("a classic pcap");
+    let datalink = reader.header().datalink;
+    let mut out = Vec::new();
+    let mut number = 0;
+    while let Some(packet) = reader.next_packet() {
+        let packet = packet.expect("a whole pcap record");
+        number += 1;
+        let data = &packet.data[..];
+        let ip = match datalink {
+            DataLink::ETHERNET => {
+                let ethertype = u16::from_be_bytes([data[12], data[13]]);
+                if ethertype != 0x0800 {
+                    continue;
+                }
+                &data[14..]
+            }
+            DataLink::RAW | DataLink::IPV4 => data,
+            other => panic!("{}: unsupported link type {other:?}", path.display()),
+        };
+        if ip[0] >> 4 != 4 || ip[9] != 17 {
+            continue;
+        }
+        let ihl = usize::from(ip[0] & 0x0f) * 4;
+        let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+        let udp = &ip[ihl..total];
+        let src_ip = Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]);
+        let dst_ip = Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]);
+        let sport = u16::from_be_bytes([udp[0], udp[1]]);
+        let dport = u16::from_be_bytes([udp[2], udp[3]]);
+        let ulen = usize::from(u16::from_be_bytes([udp[4], udp[5]]));
+        out.push(Datagram {
+            number,
+            time: packet.timestamp,
+            src: SocketAddrV4::new(src_ip, sport),
+            dst: SocketAddrV4::new(dst_ip, dport),
+            payload: udp[8..ulen].to_vec(),
+        });
+    }
+    out
+}
+
+/// Builds an IPv4/UDP packet (raw IPv4 link type) carrying `payload`.
+/// The IPv4 header checksum is computed; the UDP checksum is 0 (none).
+pub fn ipv4_udp(src: SocketAddrV4, dst: SocketAddrV4, payload: &[u8]) -> Vec<u8> {
+    let udp_len = 8 + payload.len();
+    let total = 20 + udp_len;
+    let total16 = u16::try_from(total).expect("datagram fits IPv4");
+    let mut p = Vec::with_capacity(total);
+    p.extend_from_slice(&[0x45, 0]);
+    p.extend_from_slice(&total16.to_be_bytes());
+    p.extend_from_slice(&[0, 0, 0x40, 0, 64, 17, 0, 0]);
+    p.extend_from_slice(&src.ip().octets());
+    p.extend_from_slice(&dst.ip().octets());
+    let sum = p
+        .chunks(2)
+        .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+        .sum::<u32>();
+    let folded = (sum & 0xffff) + (sum >> 16);
+    let csum = !(((folded & 0xffff) + (folded >> 16)) as u16);
+    p[10..12].copy_from_slice(&csum.to_be_bytes());
+    p.extend_from_slice(&src.port().to_be_bytes());
+    p.extend_from_slice(&dst.port().to_be_bytes());
+    p.extend_from_slice(&(udp_len as u16).to_be_bytes());
+    p.extend_from_slice(&[0, 0]);
+    p.extend_from_slice(payload);
+    p
+}
+
+/// Writes datagrams to a classic pcap with the raw IPv4 link type, one
+/// packet every millisecond.
+pub fn write_udp_pcap(path: &Path, datagrams: &[(SocketAddrV4, SocketAddrV4, Vec<u8>)]) {
+    let file = File::create(path).unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
+    let header = PcapHeader {
+        datalink: DataLink::IPV4,
+        ..PcapHeader::default()
+    };
+    let mut writer = PcapWriter::with_header(BufWriter::new(file), header).expect("pcap header");
+    for (i, (src, dst, payload)) in datagrams.iter().enumerate() {
+        let data = ipv4_udp(*src, *dst, payload);
+        let len = u32::try_from(data.len()).expect("small packet");
+        let packet = PcapPacket::new(Duration::from_millis(i as u64), len, &data);
+        writer.write_packet(&packet).expect("write packet");
+    }
+}
