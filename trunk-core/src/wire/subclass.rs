@@ -41,6 +41,21 @@ impl Subclass {
         Self::from_value(format.bits())
     }
 
+    /// Encodes a video frame's subclass: the format, plus the end-of-frame
+    /// marker in bit 0x40. `None` when the format has no encoding or is a
+    /// literal value that already uses bit 0x40.
+    pub fn video(format: MediaFormat, marker: bool) -> Option<Self> {
+        let base = Self::from_format(format)?;
+        if base.0 & VIDEO_MARKER != 0 {
+            return None;
+        }
+        Some(if marker {
+            Self(base.0 | VIDEO_MARKER)
+        } else {
+            base
+        })
+    }
+
     /// True when the C bit is set.
     pub fn is_compressed(self) -> bool {
         self.0 & COMPRESSED != 0
@@ -71,9 +86,15 @@ impl Subclass {
         self.value().map(MediaFormat::from_bits)
     }
 
-    /// The media format of a video frame (the 0x40 marker bit removed).
+    /// The media format of a video frame: the 0x40 marker bit is removed
+    /// first, then the byte decodes as usual (Asterisk's order).
     pub fn video_format(self) -> MediaFormat {
-        MediaFormat::from_bits(1u64 << (self.0 & SHIFT_MASK))
+        let byte = self.0 & !VIDEO_MARKER;
+        if byte & COMPRESSED != 0 {
+            MediaFormat::from_bits(1u64 << (byte & SHIFT_MASK))
+        } else {
+            MediaFormat::from_bits(u64::from(byte))
+        }
     }
 
     /// The end-of-frame marker of a video frame.
@@ -130,5 +151,12 @@ mod tests {
         assert!(s.video_marker());
         assert_eq!(s.video_format(), MediaFormat::H264);
         assert!(!Subclass(0x95).video_marker());
+        assert_eq!(Subclass(0x95).video_format(), MediaFormat::H264);
+        // A literal (C clear) video byte with the marker: value 0x04.
+        assert_eq!(Subclass(0x44).video_format(), MediaFormat::from_bits(0x04));
+        assert!(Subclass(0x44).video_marker());
+        assert_eq!(Subclass::video(MediaFormat::H264, true), Some(Subclass(0xd5)));
+        assert_eq!(Subclass::video(MediaFormat::H264, false), Some(Subclass(0x95)));
+        assert_eq!(Subclass::video(MediaFormat::SLINEAR, false), None);
     }
 }
