@@ -98,9 +98,16 @@ pub struct MetaFrameRepr {
 }
 
 impl MetaFrameRepr {
-    /// Parses a meta frame.
+    /// Parses a meta frame of a command other than trunk (0x01, which
+    /// [`super::MetaTrunkFrameRepr`] parses).
     pub fn parse(bytes: &[u8]) -> Result<Self> {
         let frame = MetaFrame::new_checked(bytes)?;
+        if frame.meta_command() == MetaCommand::Trunk {
+            return Err(WireError::InvalidField {
+                field: "meta command",
+                why: "0x01 is a meta trunk frame; use MetaTrunkFrameRepr",
+            });
+        }
         Ok(Self {
             meta_command: frame.meta_command(),
             command_data: frame.command_data(),
@@ -127,10 +134,39 @@ impl MetaFrameRepr {
                 why: "the top bit marks a video mini frame",
             });
         }
+        if self.meta_command == MetaCommand::Trunk {
+            return Err(WireError::InvalidField {
+                field: "meta command",
+                why: "0x01 is a meta trunk frame; use MetaTrunkFrameRepr",
+            });
+        }
         out[field::ZERO].copy_from_slice(&[0, 0]);
         out[field::COMMAND] = command;
         out[field::COMMAND_DATA] = self.command_data;
         out[field::PAYLOAD].copy_from_slice(&self.payload);
         Ok(needed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trunk_command_belongs_to_the_trunk_repr() {
+        let bytes = [0, 0, 0x01, 0, 0, 0, 0, 0];
+        assert!(MetaFrame::new_checked(&bytes[..]).is_ok());
+        assert!(matches!(
+            MetaFrameRepr::parse(&bytes),
+            Err(WireError::InvalidField { .. })
+        ));
+        let repr = MetaFrameRepr {
+            meta_command: MetaCommand::Trunk,
+            command_data: 0,
+            payload: vec![],
+        };
+        let mut buf = [0xa5u8; 8];
+        assert!(repr.emit(&mut buf).is_err());
+        assert_eq!(buf, [0xa5; 8]);
     }
 }

@@ -443,6 +443,20 @@ impl MetaTrunkFrameRepr {
             .get_mut(..needed)
             .ok_or(WireError::BufferTooSmall { needed, got })?;
         let layout = self.layout();
+        // Validate every entry first so a refused frame writes nothing.
+        for e in &self.entries {
+            if u16::try_from(e.payload.len()).is_err() {
+                return Err(WireError::TrunkEntryTooLong {
+                    len: e.payload.len(),
+                });
+            }
+            if e.timestamp.is_some() != (layout == TrunkLayout::Timestamps) {
+                return Err(WireError::InvalidField {
+                    field: "trunk entry timestamp",
+                    why: "present exactly when the command data selects trunk timestamps",
+                });
+            }
+        }
         out[field::ZERO].copy_from_slice(&[0, 0]);
         out[field::COMMAND] = MetaCommand::Trunk.code();
         out[field::COMMAND_DATA] = self.command_data;

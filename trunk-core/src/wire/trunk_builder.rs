@@ -126,9 +126,11 @@ impl<'b> TrunkFrameBuilder<'b> {
         Ok(())
     }
 
-    /// True when an entry with a payload of `payload_len` bytes fits.
+    /// True when an entry with a payload of `payload_len` bytes fits (the
+    /// payload must also fit the 16-bit length field).
     pub fn fits(&self, payload_len: usize) -> bool {
-        self.len + self.layout.entry_header_len() + payload_len <= self.limit
+        u16::try_from(payload_len).is_ok()
+            && self.len + self.layout.entry_header_len() + payload_len <= self.limit
     }
 
     /// Entries packed so far.
