@@ -17,6 +17,7 @@ use super::call_number::CallNumber;
 use super::codes::{ControlSubclass, FrameType, IaxSubclass};
 use super::error::{Result, Structure, WireError};
 use super::ie::{IeIter, IeList};
+use super::macros::{emit_target, view_basics};
 use super::subclass::Subclass;
 use super::wrapping::SeqNo;
 
@@ -49,14 +50,7 @@ pub struct FullFrame<T: AsRef<[u8]>> {
 }
 
 impl<T: AsRef<[u8]>> FullFrame<T> {
-    /// Length of the full frame header.
-    pub const HEADER_LEN: usize = 12;
-
-    /// Wraps a buffer without checks; accessors may panic if it is shorter
-    /// than the header. Use [`Self::new_checked`] on received bytes.
-    pub fn new_unchecked(buffer: T) -> Self {
-        Self { buffer }
-    }
+    view_basics!(Structure::FullFrame, 12);
 
     /// Wraps a buffer that holds a full frame: at least 12 bytes, F bit set.
     pub fn new_checked(buffer: T) -> Result<Self> {
@@ -69,31 +63,6 @@ impl<T: AsRef<[u8]>> FullFrame<T> {
             ));
         }
         Ok(frame)
-    }
-
-    /// Checks that the buffer holds a whole header.
-    pub fn check_len(&self) -> Result<()> {
-        let len = self.buffer.as_ref().len();
-        if len < Self::HEADER_LEN {
-            Err(WireError::truncated(
-                Structure::FullFrame,
-                0,
-                Self::HEADER_LEN,
-                len,
-            ))
-        } else {
-            Ok(())
-        }
-    }
-
-    /// The underlying buffer.
-    pub fn into_inner(self) -> T {
-        self.buffer
-    }
-
-    /// The whole frame.
-    pub fn as_bytes(&self) -> &[u8] {
-        self.buffer.as_ref()
     }
 
     fn u16_at(&self, range: core::ops::Range<usize>) -> u16 {
@@ -379,10 +348,7 @@ impl FullFrameRepr {
     /// Writes the frame to the front of `buf`; returns the bytes written.
     pub fn emit(&self, buf: &mut [u8]) -> Result<usize> {
         let needed = self.buffer_len();
-        let got = buf.len();
-        let out = buf
-            .get_mut(..needed)
-            .ok_or(WireError::BufferTooSmall { needed, got })?;
+        let out = emit_target(buf, needed)?;
         let mut frame = FullFrame::new_unchecked(&mut *out);
         frame.rewrite_call_numbers(self.source_call_number, self.dest_call_number);
         frame.set_retransmission(self.retransmission);

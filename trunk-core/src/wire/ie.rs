@@ -11,7 +11,7 @@ use super::call_number::CallNumber;
 use super::error::{Result, Structure, WireError};
 use super::format::MediaFormat;
 use super::ie_values::{ApparentAddr, AuthMethods, Encryption, IaxDateTime, ReceiverReport};
-use super::macros::code_enum;
+use super::macros::{code_enum, emit_target};
 
 code_enum! {
     /// Information element type (RFC 5456 section 8.6; PROTOCOL.md 9).
@@ -377,10 +377,7 @@ impl Ie {
     /// Writes the IE to the front of `buf`; returns the bytes written.
     pub fn emit(&self, buf: &mut [u8]) -> Result<usize> {
         let needed = self.buffer_len();
-        let got = buf.len();
-        let out = buf
-            .get_mut(..needed)
-            .ok_or(WireError::BufferTooSmall { needed, got })?;
+        let out = emit_target(buf, needed)?;
         out[0] = self.ie_type.code();
         // `new` keeps data at most 255 bytes.
         out[1] = self.data.len() as u8;

@@ -130,71 +130,60 @@ impl ApparentAddr {
     }
 }
 
-/// AUTHMETHODS bitmask (IE 14).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub struct AuthMethods(u16);
+/// A `u16` bitmask newtype with named bits; unknown bits are kept.
+macro_rules! bitmask16 {
+    ($(#[$attr:meta])* $name:ident { $($(#[$cattr:meta])* $konst:ident = $value:expr;)+ }) => {
+        $(#[$attr])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+        pub struct $name(u16);
 
-impl AuthMethods {
-    /// Plaintext password.
-    pub const PLAINTEXT: Self = Self(0x1);
-    /// MD5 challenge/response.
-    pub const MD5: Self = Self(0x2);
-    /// RSA signature.
-    pub const RSA: Self = Self(0x4);
+        impl $name {
+            $($(#[$cattr])* pub const $konst: Self = Self($value);)+
 
-    /// From the raw bitmask (unknown bits kept).
-    pub const fn from_bits(bits: u16) -> Self {
-        Self(bits)
-    }
+            /// From the raw bitmask (unknown bits kept).
+            pub const fn from_bits(bits: u16) -> Self {
+                Self(bits)
+            }
 
-    /// The raw bitmask.
-    pub const fn bits(self) -> u16 {
-        self.0
-    }
+            /// The raw bitmask.
+            pub const fn bits(self) -> u16 {
+                self.0
+            }
 
-    /// True when every method of `other` is offered.
-    pub const fn contains(self, other: Self) -> bool {
-        self.0 & other.0 == other.0
+            /// True when every bit of `other` is set.
+            pub const fn contains(self, other: Self) -> bool {
+                self.0 & other.0 == other.0
+            }
+        }
+
+        impl core::ops::BitOr for $name {
+            type Output = Self;
+            fn bitor(self, rhs: Self) -> Self {
+                Self(self.0 | rhs.0)
+            }
+        }
+    };
+}
+
+bitmask16! {
+    /// AUTHMETHODS bitmask (IE 14).
+    AuthMethods {
+        /// Plaintext password.
+        PLAINTEXT = 0x1;
+        /// MD5 challenge/response.
+        MD5 = 0x2;
+        /// RSA signature.
+        RSA = 0x4;
     }
 }
 
-impl core::ops::BitOr for AuthMethods {
-    type Output = Self;
-    fn bitor(self, rhs: Self) -> Self {
-        Self(self.0 | rhs.0)
-    }
-}
-
-/// ENCRYPTION bitmask (IE 43).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub struct Encryption(u16);
-
-impl Encryption {
-    /// AES-128 (CBC, zero IV).
-    pub const AES128: Self = Self(0x0001);
-    /// Key rotation (Asterisk).
-    pub const KEY_ROTATION: Self = Self(0x8000);
-
-    /// From the raw bitmask (unknown bits kept).
-    pub const fn from_bits(bits: u16) -> Self {
-        Self(bits)
-    }
-
-    /// The raw bitmask.
-    pub const fn bits(self) -> u16 {
-        self.0
-    }
-
-    /// True when every bit of `other` is set.
-    pub const fn contains(self, other: Self) -> bool {
-        self.0 & other.0 == other.0
-    }
-}
-
-impl core::ops::BitOr for Encryption {
-    type Output = Self;
-    fn bitor(self, rhs: Self) -> Self {
-        Self(self.0 | rhs.0)
+bitmask16! {
+    /// ENCRYPTION bitmask (IE 43).
+    Encryption {
+        /// AES-128 (CBC, zero IV).
+        AES128 = 0x0001;
+        /// Key rotation (Asterisk).
+        KEY_ROTATION = 0x8000;
     }
 }
 

@@ -12,6 +12,7 @@
 
 use super::codes::MetaCommand;
 use super::error::{Result, Structure, WireError};
+use super::macros::{emit_target, view_basics};
 
 mod field {
     use core::ops::{Range, RangeFrom};
@@ -31,13 +32,7 @@ pub struct MetaFrame<T: AsRef<[u8]>> {
 }
 
 impl<T: AsRef<[u8]>> MetaFrame<T> {
-    /// Length of the meta header.
-    pub const HEADER_LEN: usize = 4;
-
-    /// Wraps a buffer without checks.
-    pub fn new_unchecked(buffer: T) -> Self {
-        Self { buffer }
-    }
+    view_basics!(Structure::MetaFrame, 4);
 
     /// Wraps a buffer holding a meta frame: 0x0000, video bit clear.
     pub fn new_checked(buffer: T) -> Result<Self> {
@@ -48,26 +43,6 @@ impl<T: AsRef<[u8]>> MetaFrame<T> {
             return Err(WireError::wrong_kind(Structure::MetaFrame, b));
         }
         Ok(frame)
-    }
-
-    /// Checks that the buffer holds a whole meta header.
-    pub fn check_len(&self) -> Result<()> {
-        let len = self.buffer.as_ref().len();
-        if len < Self::HEADER_LEN {
-            Err(WireError::truncated(
-                Structure::MetaFrame,
-                0,
-                Self::HEADER_LEN,
-                len,
-            ))
-        } else {
-            Ok(())
-        }
-    }
-
-    /// The underlying buffer.
-    pub fn into_inner(self) -> T {
-        self.buffer
     }
 
     /// The meta command.
@@ -123,10 +98,7 @@ impl MetaFrameRepr {
     /// Writes the frame to the front of `buf`; returns the bytes written.
     pub fn emit(&self, buf: &mut [u8]) -> Result<usize> {
         let needed = self.buffer_len();
-        let got = buf.len();
-        let out = buf
-            .get_mut(..needed)
-            .ok_or(WireError::BufferTooSmall { needed, got })?;
+        let out = emit_target(buf, needed)?;
         let command = self.meta_command.code();
         if command & 0x80 != 0 {
             return Err(WireError::InvalidField {

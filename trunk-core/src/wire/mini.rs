@@ -9,6 +9,7 @@
 
 use super::call_number::CallNumber;
 use super::error::{Result, Structure, WireError};
+use super::macros::{emit_target, view_basics};
 use super::wrapping::Timestamp16;
 
 mod field {
@@ -28,13 +29,7 @@ pub struct MiniFrame<T: AsRef<[u8]>> {
 }
 
 impl<T: AsRef<[u8]>> MiniFrame<T> {
-    /// Length of the mini frame header.
-    pub const HEADER_LEN: usize = 4;
-
-    /// Wraps a buffer without checks.
-    pub fn new_unchecked(buffer: T) -> Self {
-        Self { buffer }
-    }
+    view_basics!(Structure::MiniFrame, 4);
 
     /// Wraps a buffer that holds a mini frame: at least 4 bytes, top bit
     /// clear, and not starting with 0x0000 (that is a meta frame).
@@ -46,31 +41,6 @@ impl<T: AsRef<[u8]>> MiniFrame<T> {
             return Err(WireError::wrong_kind(Structure::MiniFrame, b));
         }
         Ok(frame)
-    }
-
-    /// Checks that the buffer holds a whole header.
-    pub fn check_len(&self) -> Result<()> {
-        let len = self.buffer.as_ref().len();
-        if len < Self::HEADER_LEN {
-            Err(WireError::truncated(
-                Structure::MiniFrame,
-                0,
-                Self::HEADER_LEN,
-                len,
-            ))
-        } else {
-            Ok(())
-        }
-    }
-
-    /// The underlying buffer.
-    pub fn into_inner(self) -> T {
-        self.buffer
-    }
-
-    /// The whole frame.
-    pub fn as_bytes(&self) -> &[u8] {
-        self.buffer.as_ref()
     }
 
     /// Source call number.
@@ -146,10 +116,7 @@ impl MiniFrameRepr {
     /// Writes the frame to the front of `buf`; returns the bytes written.
     pub fn emit(&self, buf: &mut [u8]) -> Result<usize> {
         let needed = self.buffer_len();
-        let got = buf.len();
-        let out = buf
-            .get_mut(..needed)
-            .ok_or(WireError::BufferTooSmall { needed, got })?;
+        let out = emit_target(buf, needed)?;
         let mut frame = MiniFrame::new_unchecked(out);
         frame.set_source_call_number(self.source_call_number)?;
         frame.set_timestamp(self.timestamp);

@@ -155,8 +155,14 @@ mod tests {
         // A literal (C clear) video byte with the marker: value 0x04.
         assert_eq!(Subclass(0x44).video_format(), MediaFormat::from_bits(0x04));
         assert!(Subclass(0x44).video_marker());
-        assert_eq!(Subclass::video(MediaFormat::H264, true), Some(Subclass(0xd5)));
-        assert_eq!(Subclass::video(MediaFormat::H264, false), Some(Subclass(0x95)));
+        assert_eq!(
+            Subclass::video(MediaFormat::H264, true),
+            Some(Subclass(0xd5))
+        );
+        assert_eq!(
+            Subclass::video(MediaFormat::H264, false),
+            Some(Subclass(0x95))
+        );
         assert_eq!(Subclass::video(MediaFormat::SLINEAR, false), None);
     }
 }

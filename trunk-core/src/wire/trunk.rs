@@ -29,6 +29,7 @@ use core::ops::Range;
 use super::call_number::CallNumber;
 use super::codes::MetaCommand;
 use super::error::{Result, Structure, WireError};
+use super::macros::{emit_target, view_basics};
 use super::wrapping::Timestamp16;
 
 mod field {
@@ -214,13 +215,7 @@ pub struct MetaTrunkFrame<T: AsRef<[u8]>> {
 }
 
 impl<T: AsRef<[u8]>> MetaTrunkFrame<T> {
-    /// Length of the meta and trunk headers.
-    pub const HEADER_LEN: usize = 8;
-
-    /// Wraps a buffer without checks.
-    pub fn new_unchecked(buffer: T) -> Self {
-        Self { buffer }
-    }
+    view_basics!(Structure::MetaFrame, 8);
 
     /// Wraps a buffer holding a meta trunk frame: 0x0000, meta command 0x01,
     /// at least the 8-byte header.
@@ -240,31 +235,6 @@ impl<T: AsRef<[u8]>> MetaTrunkFrame<T> {
         }
         frame.check_len()?;
         Ok(frame)
-    }
-
-    /// Checks that the buffer holds the whole header.
-    pub fn check_len(&self) -> Result<()> {
-        let len = self.buffer.as_ref().len();
-        if len < Self::HEADER_LEN {
-            Err(WireError::truncated(
-                Structure::MetaFrame,
-                0,
-                Self::HEADER_LEN,
-                len,
-            ))
-        } else {
-            Ok(())
-        }
-    }
-
-    /// The underlying buffer.
-    pub fn into_inner(self) -> T {
-        self.buffer
-    }
-
-    /// The whole frame.
-    pub fn as_bytes(&self) -> &[u8] {
-        self.buffer.as_ref()
     }
 
     /// The command data byte.
@@ -438,10 +408,7 @@ impl MetaTrunkFrameRepr {
     /// Writes the frame to the front of `buf`; returns the bytes written.
     pub fn emit(&self, buf: &mut [u8]) -> Result<usize> {
         let needed = self.buffer_len();
-        let got = buf.len();
-        let out = buf
-            .get_mut(..needed)
-            .ok_or(WireError::BufferTooSmall { needed, got })?;
+        let out = emit_target(buf, needed)?;
         let layout = self.layout();
         // Validate every entry first so a refused frame writes nothing.
         for e in &self.entries {

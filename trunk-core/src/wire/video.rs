@@ -13,6 +13,7 @@
 
 use super::call_number::CallNumber;
 use super::error::{Result, Structure, WireError};
+use super::macros::{emit_target, view_basics};
 use super::wrapping::Timestamp15;
 
 mod field {
@@ -38,13 +39,7 @@ pub struct VideoMiniFrame<T: AsRef<[u8]>> {
 }
 
 impl<T: AsRef<[u8]>> VideoMiniFrame<T> {
-    /// Length of the video mini frame header.
-    pub const HEADER_LEN: usize = 6;
-
-    /// Wraps a buffer without checks.
-    pub fn new_unchecked(buffer: T) -> Self {
-        Self { buffer }
-    }
+    view_basics!(Structure::VideoMiniFrame, 6);
 
     /// Wraps a buffer holding a video mini frame: 0x0000, then the video bit.
     pub fn new_checked(buffer: T) -> Result<Self> {
@@ -55,31 +50,6 @@ impl<T: AsRef<[u8]>> VideoMiniFrame<T> {
         }
         frame.check_len()?;
         Ok(frame)
-    }
-
-    /// Checks that the buffer holds a whole header.
-    pub fn check_len(&self) -> Result<()> {
-        let len = self.buffer.as_ref().len();
-        if len < Self::HEADER_LEN {
-            Err(WireError::truncated(
-                Structure::VideoMiniFrame,
-                0,
-                Self::HEADER_LEN,
-                len,
-            ))
-        } else {
-            Ok(())
-        }
-    }
-
-    /// The underlying buffer.
-    pub fn into_inner(self) -> T {
-        self.buffer
-    }
-
-    /// The whole frame.
-    pub fn as_bytes(&self) -> &[u8] {
-        self.buffer.as_ref()
     }
 
     fn word(&self, range: core::ops::Range<usize>) -> u16 {
@@ -161,10 +131,7 @@ impl VideoMiniFrameRepr {
     /// Writes the frame to the front of `buf`; returns the bytes written.
     pub fn emit(&self, buf: &mut [u8]) -> Result<usize> {
         let needed = self.buffer_len();
-        let got = buf.len();
-        let out = buf
-            .get_mut(..needed)
-            .ok_or(WireError::BufferTooSmall { needed, got })?;
+        let out = emit_target(buf, needed)?;
         let mut frame = VideoMiniFrame::new_unchecked(out);
         frame.set_source_call_number(self.source_call_number);
         frame.set_timestamp(self.marker, self.timestamp);

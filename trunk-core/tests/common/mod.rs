@@ -1,6 +1,11 @@
 //! Helpers shared by the integration tests: the committed captures, and
 //! reading and writing classic pcap files of IPv4/UDP datagrams.
-#![allow(dead_code, unreachable_pub, missing_docs, clippy::wildcard_enum_match_arm)]
+#![allow(
+    dead_code,
+    unreachable_pub,
+    missing_docs,
+    clippy::wildcard_enum_match_arm
+)]
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter};
