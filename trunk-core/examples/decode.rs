@@ -43,7 +43,14 @@ fn main() {
     };
     let mut totals: BTreeMap<String, usize> = BTreeMap::new();
     let mut trunk_entries = 0usize;
-    for d in common::read_udp(&path) {
+    let datagrams = match common::try_read_udp(&path) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("decode: {e}");
+            std::process::exit(1);
+        }
+    };
+    for d in datagrams {
         let head = format!("{:>5} {} -> {}", d.number, d.src, d.dst);
         let frame = match Frame::parse(&d.payload) {
             Ok(f) => f,

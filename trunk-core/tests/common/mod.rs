@@ -45,49 +45,74 @@ pub struct Datagram {
     pub payload: Vec<u8>,
 }
 
-/// Reads the IPv4/UDP datagrams of a classic pcap (Ethernet or raw IPv4
-/// link types). Panics on anything else: the captures are known files.
+/// Reads the IPv4/UDP datagrams of a classic pcap (Ethernet, Linux cooked
+/// or raw IPv4 link types). Panics on anything else: the captures are known
+/// files.
 pub fn read_udp(path: &Path) -> Vec<Datagram> {
-    let file = File::open(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
-    let mut reader = PcapReader::new(BufReader::new(file)).expect("a classic pcap");
+    try_read_udp(path).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Reads the IPv4/UDP datagrams of a classic pcap; other packets (IPv6,
+/// TCP, fragments, short records) are skipped. Errors name the file and
+/// what is wrong with it.
+pub fn try_read_udp(path: &Path) -> Result<Vec<Datagram>, String> {
+    let at = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
+    let file = File::open(path).map_err(|e| at(&e))?;
+    let mut reader = PcapReader::new(BufReader::new(file))
+        .map_err(|e| at(&format!("not a classic pcap file ({e})")))?;
     let datalink = reader.header().datalink;
     let mut out = Vec::new();
     let mut number = 0;
     while let Some(packet) = reader.next_packet() {
-        let packet = packet.expect("a whole pcap record");
+        let packet = packet.map_err(|e| at(&format!("record {}: {e}", number + 1)))?;
         number += 1;
         let data = &packet.data[..];
-        let ip = match datalink {
-            DataLink::ETHERNET => {
-                let ethertype = u16::from_be_bytes([data[12], data[13]]);
-                if ethertype != 0x0800 {
-                    continue;
-                }
-                &data[14..]
-            }
-            DataLink::RAW | DataLink::IPV4 => data,
-            other => panic!("{}: unsupported link type {other:?}", path.display()),
+        let (ethertype, ip) = match datalink {
+            DataLink::ETHERNET => (data.get(12..14), data.get(14..)),
+            DataLink::LINUX_SLL => (data.get(14..16), data.get(16..)),
+            DataLink::RAW | DataLink::IPV4 => (Some(&[0x08, 0x00][..]), Some(data)),
+            other => return Err(at(&format!("unsupported link type {other:?}"))),
         };
-        if ip[0] >> 4 != 4 || ip[9] != 17 {
+        if ethertype != Some(&[0x08, 0x00][..]) {
             continue;
         }
-        let ihl = usize::from(ip[0] & 0x0f) * 4;
-        let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
-        let udp = &ip[ihl..total];
-        let src_ip = Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]);
-        let dst_ip = Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]);
-        let sport = u16::from_be_bytes([udp[0], udp[1]]);
-        let dport = u16::from_be_bytes([udp[2], udp[3]]);
-        let ulen = usize::from(u16::from_be_bytes([udp[4], udp[5]]));
-        out.push(Datagram {
-            number,
-            time: packet.timestamp,
-            src: SocketAddrV4::new(src_ip, sport),
-            dst: SocketAddrV4::new(dst_ip, dport),
-            payload: udp[8..ulen].to_vec(),
-        });
+        if let Some(d) = ip.and_then(|ip| udp_in_ipv4(ip, number, packet.timestamp)) {
+            out.push(d);
+        }
     }
-    out
+    Ok(out)
+}
+
+/// The UDP datagram inside an IPv4 packet, if it is a whole, unfragmented one.
+fn udp_in_ipv4(ip: &[u8], number: usize, time: Duration) -> Option<Datagram> {
+    let (&version_ihl, _) = ip.split_first()?;
+    if version_ihl >> 4 != 4 || *ip.get(9)? != 17 {
+        return None;
+    }
+    let fragment = u16::from_be_bytes([*ip.get(6)?, *ip.get(7)?]) & 0x3fff;
+    if fragment != 0 {
+        return None;
+    }
+    let ihl = usize::from(version_ihl & 0x0f) * 4;
+    let total = usize::from(u16::from_be_bytes([*ip.get(2)?, *ip.get(3)?]));
+    let udp = ip.get(ihl..total)?;
+    let word = |i: usize| Some(u16::from_be_bytes([*udp.get(i)?, *udp.get(i + 1)?]));
+    let ulen = usize::from(word(4)?);
+    let addr = |i: usize| {
+        Some(Ipv4Addr::new(
+            *ip.get(i)?,
+            *ip.get(i + 1)?,
+            *ip.get(i + 2)?,
+            *ip.get(i + 3)?,
+        ))
+    };
+    Some(Datagram {
+        number,
+        time,
+        src: SocketAddrV4::new(addr(12)?, word(0)?),
+        dst: SocketAddrV4::new(addr(16)?, word(2)?),
+        payload: udp.get(8..ulen)?.to_vec(),
+    })
 }
 
 /// Builds an IPv4/UDP packet (raw IPv4 link type) carrying `payload`.
