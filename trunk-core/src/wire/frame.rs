@@ -47,6 +47,19 @@ pub fn classify(bytes: &[u8]) -> Result<FrameKind> {
     }
 }
 
+/// The kind of a `Frame` or `FrameRepr`, whose variants share names.
+macro_rules! kind_of {
+    ($frame:expr) => {
+        match $frame {
+            Self::Full(_) => FrameKind::Full,
+            Self::Mini(_) => FrameKind::Mini,
+            Self::VideoMini(_) => FrameKind::VideoMini,
+            Self::MetaTrunk(_) => FrameKind::MetaTrunk,
+            Self::Meta(_) => FrameKind::Meta,
+        }
+    };
+}
+
 /// A received datagram as a checked view of its kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Frame<'a> {
@@ -76,13 +89,7 @@ impl<'a> Frame<'a> {
 
     /// The kind.
     pub fn kind(&self) -> FrameKind {
-        match self {
-            Self::Full(_) => FrameKind::Full,
-            Self::Mini(_) => FrameKind::Mini,
-            Self::VideoMini(_) => FrameKind::VideoMini,
-            Self::MetaTrunk(_) => FrameKind::MetaTrunk,
-            Self::Meta(_) => FrameKind::Meta,
-        }
+        kind_of!(self)
     }
 }
 
@@ -116,13 +123,7 @@ impl FrameRepr {
 
     /// The kind.
     pub fn kind(&self) -> FrameKind {
-        match self {
-            Self::Full(_) => FrameKind::Full,
-            Self::Mini(_) => FrameKind::Mini,
-            Self::VideoMini(_) => FrameKind::VideoMini,
-            Self::MetaTrunk(_) => FrameKind::MetaTrunk,
-            Self::Meta(_) => FrameKind::Meta,
-        }
+        kind_of!(self)
     }
 
     /// Bytes the frame takes on the wire.
