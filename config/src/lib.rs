@@ -1,5 +1,12 @@
-//! Configuration of the iax2-trunk gateway.
+//! Configuration of the iax2-trunk gateway: the YAML schema, its defaults
+//! and its validation.
 //!
-//! Not built yet: the YAML schema, defaults and validation arrive with the
-//! relay. This crate exists so the workspace shows the architecture.
+//! [`model`] holds the validated [`Config`] the gateway reads.
 #![forbid(unsafe_code)]
+
+pub mod model;
+
+pub use model::{
+    CalledPrefix, Config, Peer, PeerHost, PeerKind, PeerName, Route, Timeouts, TrunkFreq, TrunkMtu,
+    TrunkSettings, IAX2_PORT,
+};

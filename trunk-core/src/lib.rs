@@ -17,4 +17,6 @@
 #![forbid(unsafe_code)]
 
 pub mod fuzzing;
+pub mod time;
+pub mod transmit;
 pub mod wire;

@@ -1,0 +1,334 @@
+//! The validated configuration: what the rest of the gateway reads.
+//!
+//! Every value here has passed validation; the newtypes carry their range
+//! so code that holds one never re-checks it.
+
+use std::net::{IpAddr, SocketAddr};
+use std::num::{NonZeroU32, NonZeroUsize};
+use std::time::Duration;
+
+use ipnet::IpNet;
+
+/// The default IAX2 port.
+pub const IAX2_PORT: u16 = 4569;
+
+/// A whole gateway configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Where the gateway receives IAX2 (default `0.0.0.0:4569`).
+    pub listen: SocketAddr,
+    /// Worker threads (default: the available cores).
+    pub workers: NonZeroUsize,
+    /// The peers, in file order. Names are unique.
+    pub peers: Vec<Peer>,
+    /// The routes, in file order; the first that matches a NEW wins.
+    pub routes: Vec<Route>,
+    /// Call timers.
+    pub timeouts: Timeouts,
+}
+
+impl Config {
+    /// The peer called `name`.
+    pub fn peer(&self, name: &str) -> Option<&Peer> {
+        self.peers.iter().find(|p| p.name.as_str() == name)
+    }
+}
+
+/// A peer name: 1 to 64 characters from `A-Z a-z 0-9 _ - .`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PeerName(String);
+
+impl PeerName {
+    /// The largest name length.
+    pub const MAX_LEN: usize = 64;
+
+    /// Checks and wraps a name.
+    pub fn new(name: &str) -> Option<Self> {
+        let ok = !name.is_empty()
+            && name.len() <= Self::MAX_LEN
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+        ok.then(|| Self(name.to_owned()))
+    }
+
+    /// The name as written.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for PeerName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Where a peer is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PeerHost {
+    /// A fixed address (port 4569 when the file gives none).
+    Static(SocketAddr),
+    /// The address is learned from the peer's traffic (`host: dynamic`).
+    Dynamic,
+}
+
+/// What is at the other end of a peer link.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PeerKind {
+    /// A PBX (Asterisk or any IAX2 endpoint).
+    Pbx,
+    /// Another iax2-trunk gateway.
+    Gateway,
+}
+
+/// One configured peer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Peer {
+    /// Its unique name.
+    pub name: PeerName,
+    /// Its address.
+    pub host: PeerHost,
+    /// PBX or gateway.
+    pub kind: PeerKind,
+    /// Trunking towards this peer (`trunk: true`), with its settings.
+    pub trunk: Option<TrunkSettings>,
+    /// Source ranges this peer may use. See [`Peer::permits`].
+    pub permit: Vec<IpNet>,
+    /// Source ranges this peer may not use. See [`Peer::permits`].
+    pub deny: Vec<IpNet>,
+    /// Most concurrent calls through this peer (in and out), if limited.
+    pub maxcalls: Option<NonZeroU32>,
+}
+
+impl Peer {
+    /// Whether a datagram from `ip` may be taken as this peer's.
+    ///
+    /// The most specific matching `permit` or `deny` range decides; on a
+    /// tie `deny` wins; an address no range matches is permitted. So
+    /// `deny: [0.0.0.0/0]` with `permit: [10.0.0.0/8]` admits 10/8 only,
+    /// whatever the order, as an Asterisk admin means it.
+    pub fn permits(&self, ip: IpAddr) -> bool {
+        let best = |nets: &[IpNet]| {
+            nets.iter()
+                .filter(|n| n.contains(&ip))
+                .map(IpNet::prefix_len)
+                .max()
+        };
+        match (best(&self.permit), best(&self.deny)) {
+            (_, None) => true,
+            (None, Some(_)) => false,
+            (Some(p), Some(d)) => p > d,
+        }
+    }
+
+    /// Whether trunk frames are sent to and accepted from this peer.
+    pub fn is_trunk(&self) -> bool {
+        self.trunk.is_some()
+    }
+}
+
+/// Trunking settings of one peer (Asterisk's names).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TrunkSettings {
+    /// `trunkfreq`: the trunk tick.
+    pub freq: TrunkFreq,
+    /// `trunkmtu`: the largest meta trunk frame.
+    pub mtu: TrunkMtu,
+    /// `trunktimestamps`: entries carry their own 16-bit timestamp.
+    pub timestamps: bool,
+}
+
+impl Default for TrunkSettings {
+    fn default() -> Self {
+        Self {
+            freq: TrunkFreq::DEFAULT,
+            mtu: TrunkMtu::DEFAULT,
+            timestamps: true,
+        }
+    }
+}
+
+/// The trunk tick, 10 to 1000 ms (Asterisk's clamp).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TrunkFreq(u16);
+
+impl TrunkFreq {
+    /// Allowed milliseconds.
+    pub const RANGE: std::ops::RangeInclusive<u16> = 10..=1000;
+    /// 20 ms.
+    pub const DEFAULT: Self = Self(20);
+
+    /// Checks and wraps a value in milliseconds.
+    pub fn from_millis(ms: u64) -> Option<Self> {
+        u16::try_from(ms)
+            .ok()
+            .filter(|v| Self::RANGE.contains(v))
+            .map(Self)
+    }
+
+    /// Milliseconds.
+    pub fn as_millis(self) -> u16 {
+        self.0
+    }
+
+    /// As a duration.
+    pub fn as_duration(self) -> Duration {
+        Duration::from_millis(u64::from(self.0))
+    }
+}
+
+/// The largest meta trunk frame in bytes, 172 to 4000.
+///
+/// Asterisk accepts 172..3999 and reads at most 4096 bytes per datagram.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TrunkMtu(u16);
+
+impl TrunkMtu {
+    /// Allowed bytes.
+    pub const RANGE: std::ops::RangeInclusive<u16> = 172..=4000;
+    /// 1240 bytes, Asterisk's default.
+    pub const DEFAULT: Self = Self(1240);
+
+    /// Checks and wraps a size in bytes.
+    pub fn new(bytes: u64) -> Option<Self> {
+        u16::try_from(bytes)
+            .ok()
+            .filter(|v| Self::RANGE.contains(v))
+            .map(Self)
+    }
+
+    /// Bytes.
+    pub fn get(self) -> usize {
+        usize::from(self.0)
+    }
+}
+
+/// A called-number prefix: 1 to 80 characters from `0-9 * # + A-D a-z _ -`
+/// (dialstring characters; Asterisk extensions may be names).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CalledPrefix(String);
+
+impl CalledPrefix {
+    /// The longest prefix.
+    pub const MAX_LEN: usize = 80;
+
+    /// Checks and wraps a prefix.
+    pub fn new(prefix: &str) -> Option<Self> {
+        let ok = !prefix.is_empty()
+            && prefix.len() <= Self::MAX_LEN
+            && prefix.bytes().all(|b| {
+                b.is_ascii_alphanumeric() || matches!(b, b'*' | b'#' | b'+' | b'_' | b'-')
+            });
+        ok.then(|| Self(prefix.to_owned()))
+    }
+
+    /// The prefix as written.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether `called` starts with this prefix.
+    pub fn matches(&self, called: &str) -> bool {
+        called.starts_with(&self.0)
+    }
+}
+
+/// One route: a NEW that matches goes to `to`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Route {
+    /// Only NEWs arriving from this peer (any peer when `None`).
+    pub from: Option<PeerName>,
+    /// Only called numbers starting with this (any when `None`).
+    pub prefix: Option<CalledPrefix>,
+    /// The egress peer.
+    pub to: PeerName,
+}
+
+impl Route {
+    /// Whether a NEW from `ingress` for `called` takes this route.
+    pub fn matches(&self, ingress: &PeerName, called: &str) -> bool {
+        self.from.as_ref().is_none_or(|f| f == ingress)
+            && self.prefix.as_ref().is_none_or(|p| p.matches(called))
+    }
+}
+
+/// Call timers (seconds in the file).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    /// `call_idle`: a call with no frame either way for this long is
+    /// reaped (default 60 s: Asterisk PINGs every 21 s and LAGRQs every
+    /// 10 s, so a live call is never this quiet, even on hold).
+    pub call_idle: Duration,
+    /// `setup`: a NEW whose far side never answered is dropped after this
+    /// (default 40 s: Asterisk gives up retransmitting at 32 s).
+    pub setup: Duration,
+    /// `hangup_linger`: a call is kept this long after HANGUP or REJECT
+    /// so the final ACK and retransmissions still pass (default 10 s, as
+    /// Asterisk's forced destroy).
+    pub hangup_linger: Duration,
+    /// `callno_quarantine`: a freed call number is not reused for this
+    /// long (default 60 s, as Asterisk).
+    pub callno_quarantine: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            call_idle: Duration::from_secs(60),
+            setup: Duration::from_secs(40),
+            hangup_linger: Duration::from_secs(10),
+            callno_quarantine: Duration::from_secs(60),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer(permit: &[&str], deny: &[&str]) -> Peer {
+        Peer {
+            name: PeerName::new("p").unwrap(),
+            host: PeerHost::Dynamic,
+            kind: PeerKind::Pbx,
+            trunk: None,
+            permit: permit.iter().map(|s| s.parse().unwrap()).collect(),
+            deny: deny.iter().map(|s| s.parse().unwrap()).collect(),
+            maxcalls: None,
+        }
+    }
+
+    #[test]
+    fn most_specific_acl_entry_wins() {
+        let p = peer(&["10.0.0.0/8"], &["0.0.0.0/0"]);
+        assert!(p.permits("10.1.2.3".parse().unwrap()));
+        assert!(!p.permits("192.0.2.1".parse().unwrap()));
+        let p = peer(&["0.0.0.0/0"], &["10.9.0.0/16"]);
+        assert!(p.permits("10.1.2.3".parse().unwrap()));
+        assert!(!p.permits("10.9.2.3".parse().unwrap()));
+        let p = peer(&["10.0.0.0/8"], &["10.0.0.0/8"]);
+        assert!(!p.permits("10.1.2.3".parse().unwrap()));
+        assert!(peer(&[], &[]).permits("::1".parse().unwrap()));
+    }
+
+    #[test]
+    fn names_and_ranges() {
+        assert!(PeerName::new("site-a.pbx_1").is_some());
+        assert!(PeerName::new("").is_none());
+        assert!(PeerName::new("a b").is_none());
+        assert_eq!(TrunkFreq::from_millis(9), None);
+        assert_eq!(
+            TrunkFreq::from_millis(1000).map(TrunkFreq::as_millis),
+            Some(1000)
+        );
+        assert_eq!(TrunkMtu::new(171), None);
+        let r = Route {
+            from: None,
+            prefix: CalledPrefix::new("2"),
+            to: PeerName::new("b").unwrap(),
+        };
+        assert!(r.matches(&PeerName::new("a").unwrap(), "2001"));
+        assert!(!r.matches(&PeerName::new("a").unwrap(), "3001"));
+    }
+}
