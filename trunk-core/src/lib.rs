@@ -17,6 +17,7 @@
 #![forbid(unsafe_code)]
 
 pub mod fuzzing;
+pub mod relay;
 pub mod time;
 pub mod transmit;
 pub mod wire;
