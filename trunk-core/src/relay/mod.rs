@@ -18,36 +18,181 @@
 //!
 //! Time comes in as `now`; randomness as the seed given to [`Relay::new`].
 //! The same inputs in the same order give the same outputs.
+//!
+//! # What the relay does with each datagram
+//!
+//! - Full frames go hop by hop with only the call numbers rewritten; the
+//!   relay reads just enough signalling to keep its table right
+//!   ([`signalling`](self) in `signalling.rs`).
+//! - Mini frames and trunk entries are looked up by (peer, the peer's call
+//!   number) and leave as trunk entries towards a `trunk: true` peer, or
+//!   as mini frames otherwise, with their 16-bit timestamp and payload
+//!   untouched (`media.rs`).
+//! - Anything from a stranger, for an unknown call, or malformed is dropped
+//!   before anything is allocated, and counted by [`DropReason`].
 
+mod call;
+mod callno;
 mod counters;
+mod media;
+mod peers;
+mod replies;
+mod signalling;
+mod table;
+mod trunk_tx;
 
 pub use counters::{CounterSnapshot, Counters, DropReason};
+pub use peers::PeerId;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
-use iax2_config::Config;
+use iax2_config::{CalledPrefix, Config, Timeouts};
 
+use self::call::Phase;
+use self::peers::{Identified, Peers};
+use self::table::CallTable;
+use self::trunk_tx::TrunkSender;
 use crate::time::Instant;
 use crate::transmit::Transmit;
+use crate::wire::{classify, CallNumber, FrameKind};
+
+/// How often worker 0 scans the table for expired calls.
+const HOUSEKEEPING_PERIOD: Duration = Duration::from_millis(250);
+
+#[derive(Debug)]
+struct RouteEntry {
+    from: Option<PeerId>,
+    prefix: Option<CalledPrefix>,
+    to: PeerId,
+}
 
 /// What every worker shares: peers, routes and the call table.
 #[derive(Debug)]
 pub struct Relay {
-    _private: (),
+    peers: Peers,
+    routes: Vec<RouteEntry>,
+    timeouts: Timeouts,
+    table: CallTable,
+    epoch: Instant,
 }
 
 impl Relay {
     /// Builds the relay for `config`. `now` anchors the trunk clocks;
     /// `seed` drives call-number allocation.
     pub fn new(config: &Config, now: Instant, seed: u64) -> Self {
-        let _ = (config, now, seed);
-        unimplemented!()
+        let peers = Peers::new(config);
+        let routes = config
+            .routes
+            .iter()
+            .filter_map(|r| {
+                // The config was validated: every name resolves.
+                Some(RouteEntry {
+                    from: match &r.from {
+                        Some(n) => Some(peers.by_name(n.as_str())?),
+                        None => None,
+                    },
+                    prefix: r.prefix.clone(),
+                    to: peers.by_name(r.to.as_str())?,
+                })
+            })
+            .collect();
+        Self {
+            peers,
+            routes,
+            timeouts: config.timeouts,
+            table: CallTable::new(seed),
+            epoch: now,
+        }
     }
 
     /// Calls in the table (set up, up or lingering).
     pub fn active_calls(&self) -> usize {
-        unimplemented!()
+        self.table.live()
+    }
+
+    /// Call numbers neither free nor quarantined.
+    pub fn call_numbers_in_use(&self) -> usize {
+        self.table.pool.lock().in_use()
+    }
+
+    /// The egress peer for a NEW from `ingress` to `called`.
+    fn route(&self, ingress: PeerId, called: &str) -> Option<PeerId> {
+        self.routes
+            .iter()
+            .find(|r| {
+                r.to != ingress
+                    && r.from.is_none_or(|f| f == ingress)
+                    && r.prefix.as_ref().is_none_or(|p| p.matches(called))
+            })
+            .map(|r| r.to)
+    }
+
+    /// Checks every cross-reference of the table: each call's bound legs
+    /// are in their peer's index, each index entry points at a live call
+    /// with that leg, and the counts agree. Returns the first violation.
+    /// For tests and debug builds; it walks the whole table.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let mut occupied = 0;
+        let mut per_peer = vec![0u32; self.peers.iter().count()];
+        for (ours, slot) in self.table.slots() {
+            let guard = slot.call.read();
+            let flag = slot.occupied.load(std::sync::atomic::Ordering::Relaxed);
+            match &*guard {
+                None if flag => return Err(format!("slot {ours} flagged occupied but empty")),
+                None => {}
+                Some(call) => {
+                    if !flag {
+                        return Err(format!("slot {ours} holds a call but is not flagged"));
+                    }
+                    occupied += 1;
+                    signalling::check_call(&self.peers, ours, call)?;
+                    for leg in &call.legs {
+                        per_peer[leg.peer.index()] += 1;
+                    }
+                }
+            }
+        }
+        for (id, peer) in self.peers.iter() {
+            for (theirs, ours) in peer.bindings() {
+                let slot = self
+                    .table
+                    .slot(ours)
+                    .ok_or_else(|| format!("index entry {theirs}->{ours} out of range"))?;
+                let guard = slot.call.read();
+                let ok = guard.as_ref().is_some_and(|c| {
+                    c.legs
+                        .iter()
+                        .any(|l| l.peer == id && l.callno.map(CallNumber::get) == Some(theirs))
+                });
+                if !ok {
+                    return Err(format!(
+                        "peer {} index {theirs}->{ours} has no matching call leg",
+                        peer.config.name
+                    ));
+                }
+            }
+            let active = peer.active_calls.load(std::sync::atomic::Ordering::Relaxed);
+            if active != per_peer[id.index()] {
+                return Err(format!(
+                    "peer {} counts {active} calls, table has {}",
+                    peer.config.name,
+                    per_peer[id.index()]
+                ));
+            }
+        }
+        if occupied != self.table.live() {
+            return Err(format!(
+                "{occupied} occupied slots, live count {}",
+                self.table.live()
+            ));
+        }
+        let in_use = self.call_numbers_in_use();
+        if in_use != occupied {
+            return Err(format!("{in_use} numbers in use, {occupied} calls"));
+        }
+        Ok(())
     }
 }
 
@@ -55,14 +200,35 @@ impl Relay {
 /// counters.
 #[derive(Debug)]
 pub struct RelayWorker {
-    _private: (),
+    relay: Arc<Relay>,
+    index: usize,
+    counters: Arc<Counters>,
+    /// One emitter per peer index, for trunk peers.
+    trunks: Vec<Option<TrunkSender>>,
+    next_housekeeping: Instant,
 }
 
 impl RelayWorker {
     /// Worker `index` of the relay. Worker 0 also runs the call timers.
     pub fn new(relay: Arc<Relay>, index: usize) -> Self {
-        let _ = (relay, index);
-        unimplemented!()
+        let trunks = relay
+            .peers
+            .iter()
+            .map(|(_, p)| p.trunk().map(|t| TrunkSender::new(t, relay.epoch)))
+            .collect();
+        let next_housekeeping = relay.epoch + HOUSEKEEPING_PERIOD;
+        Self {
+            relay,
+            index,
+            counters: Arc::new(Counters::default()),
+            trunks,
+            next_housekeeping,
+        }
+    }
+
+    /// The shared relay.
+    pub fn relay(&self) -> &Arc<Relay> {
+        &self.relay
     }
 
     /// Handles one received datagram. `datagram` is rewritten in place.
@@ -73,24 +239,98 @@ impl RelayWorker {
         datagram: &mut [u8],
         out: &mut T,
     ) {
-        let _ = (now, from, datagram, out);
-        unimplemented!()
+        self.counters.rx_datagrams.incr();
+        let identified = match self.relay.peers.identify(from) {
+            Ok(i) => i,
+            Err(reason) => return self.counters.count_drop(reason),
+        };
+        let kind = match classify(datagram) {
+            Ok(k) => k,
+            Err(_) => return self.counters.count_drop(DropReason::Malformed),
+        };
+        let peer = match (identified, kind) {
+            (Identified::Peer(p), _) => p,
+            // A dynamic peer's new address must first say something
+            // valid in signalling; media alone never moves a peer.
+            (Identified::Candidate(p), FrameKind::Full) => {
+                return self.handle_full(now, p, Some(from), from, datagram, out);
+            }
+            (
+                Identified::Candidate(_),
+                FrameKind::Mini | FrameKind::VideoMini | FrameKind::MetaTrunk | FrameKind::Meta,
+            ) => return self.counters.count_drop(DropReason::Stranger),
+        };
+        match kind {
+            FrameKind::Full => self.handle_full(now, peer, None, from, datagram, out),
+            FrameKind::Mini => self.handle_mini(now, peer, datagram, out),
+            FrameKind::VideoMini => self.handle_video(now, peer, datagram, out),
+            FrameKind::MetaTrunk => self.handle_trunk(now, peer, datagram, out),
+            FrameKind::Meta => self.counters.count_drop(DropReason::Malformed),
+        }
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) must next be called.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        unimplemented!()
+        let trunk = self
+            .trunks
+            .iter()
+            .flatten()
+            .filter_map(TrunkSender::deadline)
+            .min();
+        let house = (self.index == 0).then_some(self.next_housekeeping);
+        match (trunk, house) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Runs what is due at `now`: trunk flushes and call timers.
     pub fn handle_timeout<T: Transmit>(&mut self, now: Instant, out: &mut T) {
-        let _ = (now, out);
-        unimplemented!()
+        for (i, sender) in self.trunks.iter_mut().enumerate() {
+            if let Some(sender) = sender {
+                let to = u16::try_from(i)
+                    .ok()
+                    .and_then(|i| self.relay.peers.get(PeerId(i)).addr());
+                sender.flush_due(now, to, &self.counters, out);
+            }
+        }
+        if self.index == 0 && now >= self.next_housekeeping {
+            self.housekeeping(now);
+            self.next_housekeeping = now + HOUSEKEEPING_PERIOD;
+        }
     }
 
     /// This worker's counters (shared so metrics can read them).
     pub fn counters(&self) -> Arc<Counters> {
-        unimplemented!()
+        Arc::clone(&self.counters)
+    }
+
+    /// Frees calls whose linger ended, that never got an answer, or that
+    /// went quiet.
+    fn housekeeping(&mut self, now: Instant) {
+        let relay = Arc::clone(&self.relay);
+        let idle_ms = u64::try_from(relay.timeouts.call_idle.as_millis()).unwrap_or(u64::MAX);
+        for (ours, slot) in relay.table.slots() {
+            if !slot.occupied.load(std::sync::atomic::Ordering::Relaxed) {
+                continue;
+            }
+            let last = slot.last_rx_ms.load(std::sync::atomic::Ordering::Relaxed);
+            let verdict = {
+                let guard = slot.call.read();
+                guard.as_ref().and_then(|call| match call.phase {
+                    Phase::Ending { until } => (now >= until).then_some(false),
+                    Phase::Setup if now - call.created >= relay.timeouts.setup => Some(true),
+                    Phase::Setup | Phase::Up => {
+                        (now.as_millis().saturating_sub(last) >= idle_ms).then_some(true)
+                    }
+                })
+            };
+            if let Some(reaped) = verdict {
+                if self.free_call(now, ours) && reaped {
+                    self.counters.calls_reaped.incr();
+                }
+            }
+        }
     }
 }

@@ -76,6 +76,34 @@ impl<'b> TrunkFrameBuilder<'b> {
         })
     }
 
+    /// Continues a frame that an earlier builder over the same buffer left
+    /// at `len` bytes and `entries` entries, so a caller can keep a frame
+    /// open across calls without holding the borrow. Errors when `len` is
+    /// not a possible length for that buffer and MTU.
+    pub fn resume(
+        buf: &'b mut [u8],
+        mtu: usize,
+        layout: TrunkLayout,
+        len: usize,
+        entries: usize,
+    ) -> Result<Self> {
+        let limit = mtu.min(buf.len());
+        let header = MetaTrunkFrame::<&[u8]>::HEADER_LEN;
+        if len < header || len > limit {
+            return Err(WireError::InvalidField {
+                field: "trunk frame length",
+                why: "a resumed frame must hold its header and fit the limit",
+            });
+        }
+        Ok(Self {
+            buf,
+            len,
+            limit,
+            layout,
+            entries,
+        })
+    }
+
     /// Appends an entry. In the no-timestamp layout `timestamp` is not
     /// carried.
     pub fn push(

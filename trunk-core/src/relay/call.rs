@@ -1,0 +1,130 @@
+//! One relayed call: its two legs and what the relay tracks of its
+//! signalling.
+
+use std::net::SocketAddr;
+
+use super::peers::PeerId;
+use crate::time::Instant;
+use crate::wire::CallNumber;
+
+/// What a table entry carries (PROTOCOL.md 8.2: the exchanges that create
+/// state at the far end).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Purpose {
+    /// A call set up by NEW.
+    Call,
+    /// A POKE relayed end to end (ends with the PONG).
+    Poke,
+    /// A REGREQ or REGREL relayed end to end (ends with REGACK/REGREJ).
+    Registration,
+    /// Anything else that opened an exchange (FWDOWNL).
+    Other,
+}
+
+/// Where a call is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// NEW sent on; the far side has not replied from a call number yet.
+    Setup,
+    /// Both call numbers known: media may flow.
+    Up,
+    /// Ended by HANGUP, REJECT or INVAL; kept until `until` so the final
+    /// ACK and retransmissions still pass.
+    Ending { until: Instant },
+}
+
+/// Sequence-number shifts applied to the full frames received from one
+/// leg before they go to the other. Zero unless the relay absorbed or
+/// injected a sequenced frame on the call (TXREQ answered with TXREJ),
+/// after which both PBXs must still see gap-free sequences (PROTOCOL.md 6.1).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct SeqShift {
+    pub(crate) oseqno: u8,
+    pub(crate) iseqno: u8,
+}
+
+impl SeqShift {
+    pub(crate) fn is_zero(self) -> bool {
+        self.oseqno == 0 && self.iseqno == 0
+    }
+}
+
+/// One side of a call.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Leg {
+    pub(crate) peer: PeerId,
+    /// Where this leg's frames go.
+    pub(crate) addr: SocketAddr,
+    /// The peer's call number on this leg, once known.
+    pub(crate) callno: Option<CallNumber>,
+    /// When this leg was first heard from (the receive epoch used to
+    /// rebuild the timestamps of trunk entries sent without one).
+    pub(crate) rx_epoch: Instant,
+    /// The last full-frame timestamp received from this leg.
+    pub(crate) last_ts: u32,
+    pub(crate) shift: SeqShift,
+}
+
+/// A TXREJ the relay sent in place of forwarding a TXREQ, kept to answer
+/// the TXREQ's retransmissions the same way and to swallow its ACK.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct InjectedTxRej {
+    /// The leg that sent the TXREQ.
+    pub(crate) leg: usize,
+    /// The TXREQ's OSeqno as that leg sent it.
+    pub(crate) txreq_oseqno: u8,
+    /// The TXREJ as sent (a 12-byte full frame, no IEs).
+    pub(crate) frame: [u8; 12],
+    pub(crate) timestamp: u32,
+}
+
+/// A call in the table.
+#[derive(Clone, Debug)]
+pub(crate) struct Call {
+    /// Leg 0 sent the NEW (ingress); leg 1 is where it was routed.
+    pub(crate) legs: [Leg; 2],
+    pub(crate) phase: Phase,
+    pub(crate) purpose: Purpose,
+    /// The NEW offered encryption.
+    pub(crate) encryption_offered: bool,
+    /// The far side agreed to encrypt: from AUTHREP on, everything after
+    /// the call numbers is ciphertext, so the relay reads nothing more and
+    /// follows the call by inactivity alone.
+    pub(crate) encrypted: bool,
+    pub(crate) created: Instant,
+    pub(crate) txrej: Option<InjectedTxRej>,
+    /// Counted once in `calls_ended`.
+    pub(crate) ended: bool,
+}
+
+impl Call {
+    /// Which leg a frame from `peer` with source call number `source`
+    /// belongs to. A leg whose number is not known yet matches any source
+    /// (the far side's first reply binds it).
+    pub(crate) fn leg_of(&self, peer: PeerId, source: CallNumber) -> Option<usize> {
+        self.legs.iter().position(|l| {
+            l.peer == peer
+                && match l.callno {
+                    Some(c) => c == source || source == CallNumber::STATELESS,
+                    None => true,
+                }
+        })
+    }
+
+    /// The leg of a media frame: its number must be known.
+    #[inline]
+    pub(crate) fn media_leg(&self, peer: PeerId, source: CallNumber) -> Option<usize> {
+        self.legs
+            .iter()
+            .position(|l| l.peer == peer && l.callno == Some(source))
+    }
+
+    pub(crate) fn end(&mut self, until: Instant) -> bool {
+        let first = !self.ended;
+        self.ended = true;
+        if !matches!(self.phase, Phase::Ending { .. }) {
+            self.phase = Phase::Ending { until };
+        }
+        first
+    }
+}

@@ -1,0 +1,224 @@
+//! Media: mini frames, video mini frames and trunk entries. The media path
+//! takes only the call slot's read lock and allocates nothing.
+
+use std::net::SocketAddr;
+
+use iax2_config::PeerKind;
+
+use super::call::Phase;
+use super::counters::DropReason;
+use super::peers::PeerId;
+use super::RelayWorker;
+use crate::time::Instant;
+use crate::transmit::Transmit;
+use crate::wire::{
+    CallNumber, MetaTrunkFrame, MiniFrame, Timestamp16, TrunkLayout, VideoMiniFrame,
+};
+
+/// Where one media frame goes.
+#[derive(Clone, Copy, Debug)]
+struct MediaRoute {
+    ours: u16,
+    /// The leg the media came from (its receive epoch rebuilds trunk
+    /// timestamps).
+    rx_epoch: Instant,
+    egress: PeerId,
+    to: SocketAddr,
+    encrypted: bool,
+}
+
+impl RelayWorker {
+    /// Finds the call of media from `peer` with the peer's call number
+    /// `theirs`.
+    #[inline]
+    fn media_route(
+        &self,
+        now: Instant,
+        peer: PeerId,
+        theirs: CallNumber,
+    ) -> Result<MediaRoute, DropReason> {
+        let relay = &*self.relay;
+        let ours = relay
+            .peers
+            .get(peer)
+            .lookup(theirs)
+            .ok_or(DropReason::UnknownCall)?;
+        let slot = relay.table.slot(ours).ok_or(DropReason::UnknownCall)?;
+        let route = {
+            let guard = slot.call.read();
+            let call = guard.as_ref().ok_or(DropReason::UnknownCall)?;
+            let i = call
+                .media_leg(peer, theirs)
+                .ok_or(DropReason::UnknownCall)?;
+            if call.phase == Phase::Setup {
+                // The far side does not know the call yet: Asterisk would
+                // drop the media, so it is not sent (PROTOCOL.md 8.2, 17).
+                return Err(DropReason::CallNotStarted);
+            }
+            let egress = &call.legs[1 - i];
+            MediaRoute {
+                ours,
+                rx_epoch: call.legs[i].rx_epoch,
+                egress: egress.peer,
+                to: egress.addr,
+                encrypted: call.encrypted,
+            }
+        };
+        slot.touch(now);
+        Ok(route)
+    }
+
+    /// Whether media of a call goes to `egress` as trunk entries. Encrypted
+    /// minis keep their ciphertext timestamp only in the timestamped
+    /// layout, and only our own gateway would turn them back into minis
+    /// (Asterisk does not decrypt trunk entries, PROTOCOL.md 13.2).
+    #[inline]
+    fn trunks_to(&self, route: &MediaRoute) -> bool {
+        match self
+            .trunks
+            .get(route.egress.index())
+            .and_then(Option::as_ref)
+        {
+            None => false,
+            Some(sender) => {
+                !route.encrypted
+                    || (sender.layout() == TrunkLayout::Timestamps
+                        && self.relay.peers.get(route.egress).kind() == PeerKind::Gateway)
+            }
+        }
+    }
+
+    /// Sends one voice frame on: as a trunk entry or as a mini frame.
+    #[inline]
+    fn emit_voice<T: Transmit>(
+        &mut self,
+        now: Instant,
+        route: &MediaRoute,
+        ts: Timestamp16,
+        payload: &[u8],
+        out: &mut T,
+    ) {
+        let ours = CallNumber::new(route.ours).unwrap_or(CallNumber::UNKNOWN);
+        if self.trunks_to(route) {
+            if let Some(Some(sender)) = self.trunks.get_mut(route.egress.index()) {
+                if let Err(reason) = sender.push(now, ours, ts, payload) {
+                    self.counters.count_drop(reason);
+                }
+            }
+            return;
+        }
+        let buf = out.buffer();
+        let len = 4 + payload.len();
+        let Some(dst) = buf.get_mut(..len) else {
+            return self.counters.count_drop(DropReason::TooBig);
+        };
+        dst[0..2].copy_from_slice(&ours.get().to_be_bytes());
+        dst[2..4].copy_from_slice(&ts.0.to_be_bytes());
+        dst[4..].copy_from_slice(payload);
+        out.commit(route.to, len);
+        self.counters.tx_datagrams.incr();
+        self.counters.tx_mini.incr();
+    }
+
+    pub(super) fn handle_mini<T: Transmit>(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        datagram: &mut [u8],
+        out: &mut T,
+    ) {
+        self.counters.rx_mini.incr();
+        let Ok(mini) = MiniFrame::new_checked(&*datagram) else {
+            return self.counters.count_drop(DropReason::Malformed);
+        };
+        match self.media_route(now, peer, mini.source_call_number()) {
+            Ok(route) => self.emit_voice(now, &route, mini.timestamp(), mini.payload(), out),
+            Err(reason) => self.counters.count_drop(reason),
+        }
+    }
+
+    pub(super) fn handle_video<T: Transmit>(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        datagram: &mut [u8],
+        out: &mut T,
+    ) {
+        self.counters.rx_video.incr();
+        let Ok(video) = VideoMiniFrame::new_checked(&*datagram) else {
+            return self.counters.count_drop(DropReason::Malformed);
+        };
+        let route = match self.media_route(now, peer, video.source_call_number()) {
+            Ok(r) => r,
+            Err(reason) => return self.counters.count_drop(reason),
+        };
+        // Video is never trunked: it goes on alone, renumbered in place.
+        let ours = CallNumber::new(route.ours).unwrap_or(CallNumber::UNKNOWN);
+        VideoMiniFrame::new_unchecked(&mut *datagram).set_source_call_number(ours);
+        out.send(route.to, datagram);
+        self.counters.tx_datagrams.incr();
+        self.counters.tx_video.incr();
+    }
+
+    pub(super) fn handle_trunk<T: Transmit>(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        datagram: &mut [u8],
+        out: &mut T,
+    ) {
+        self.counters.rx_trunk_frames.incr();
+        if self.relay.peers.get(peer).trunk().is_none() {
+            // Only `trunk: true` peers may send trunk frames.
+            return self.counters.count_drop(DropReason::TrunkNotAllowed);
+        }
+        let Ok(frame) = MetaTrunkFrame::new_checked(&*datagram) else {
+            return self.counters.count_drop(DropReason::Malformed);
+        };
+        let layout = frame.layout();
+        let trunk_ts = frame.trunk_timestamp();
+        let anchor = match layout {
+            TrunkLayout::NoTimestamps => {
+                Some(self.relay.peers.get(peer).trunk_anchor(now, trunk_ts))
+            }
+            TrunkLayout::Timestamps => None,
+        };
+        let mut offset = MetaTrunkFrame::<&[u8]>::HEADER_LEN;
+        loop {
+            let entry = match frame.entry_at(offset) {
+                None => break,
+                Some(Ok(e)) => e,
+                Some(Err(_)) => {
+                    // The rest of the frame cannot be delimited.
+                    self.counters.count_drop(DropReason::Malformed);
+                    break;
+                }
+            };
+            offset = entry.location.end();
+            self.counters.rx_trunk_entries.incr();
+            let route = match self.media_route(now, peer, entry.call_number) {
+                Ok(r) => r,
+                Err(reason) => {
+                    self.counters.count_drop(reason);
+                    continue;
+                }
+            };
+            let ts = match (entry.timestamp, anchor) {
+                (Some(ts), _) => ts,
+                (None, Some(anchor)) => rebuild_timestamp(trunk_ts, anchor, route.rx_epoch),
+                (None, None) => Timestamp16(0),
+            };
+            self.emit_voice(now, &route, ts, entry.payload, out);
+        }
+    }
+}
+
+/// An entry's call timestamp when the sender's trunk frames carry none,
+/// the way Asterisk rebuilds it: the trunk timestamp moved from the trunk
+/// clock to the call's receive clock (PROTOCOL.md 13.3).
+fn rebuild_timestamp(trunk_ts: u32, trunk_anchor: Instant, call_epoch: Instant) -> Timestamp16 {
+    let offset_ms = i64::try_from(trunk_anchor.as_millis()).unwrap_or(0)
+        - i64::try_from(call_epoch.as_millis()).unwrap_or(0);
+    let ts = i64::from(trunk_ts) + offset_ms;
+    Timestamp16::from_full(u32::try_from(ts.rem_euclid(1 << 32)).unwrap_or(0))
+}

@@ -1,0 +1,213 @@
+//! The configured peers as the relay sees them: who sent a datagram, where
+//! a peer is, and the per-peer index from the peer's call numbers to ours.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, Ordering};
+
+use iax2_config::{Config, Peer, PeerHost, PeerKind, TrunkSettings};
+use parking_lot::RwLock;
+
+use super::counters::DropReason;
+use crate::time::Instant;
+use crate::wire::CallNumber;
+
+/// A peer's position in the configuration (its index).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PeerId(pub(crate) u16);
+
+impl PeerId {
+    /// The index of the peer in the configuration's peer list.
+    pub fn index(self) -> usize {
+        usize::from(self.0)
+    }
+}
+
+/// Slots in a per-peer index: every 15-bit call number.
+const INDEX_LEN: usize = 1 << 15;
+
+/// One peer and its shared state.
+#[derive(Debug)]
+pub(crate) struct PeerState {
+    pub(crate) config: Peer,
+    /// The address learned for a `dynamic` peer.
+    learned: RwLock<Option<SocketAddr>>,
+    /// Calls in the table with a leg on this peer.
+    pub(crate) active_calls: AtomicU32,
+    /// The peer's call number -> our call number (0: none). Written under
+    /// the call's slot lock, read without a lock on the media path.
+    index: Box<[AtomicU16]>,
+    /// When the peer's trunk clock was anchored (micros + 1; 0: never), for
+    /// rebuilding the timestamps of trunk entries sent without one
+    /// (PROTOCOL.md 13.3).
+    trunk_rx_anchor: AtomicU64,
+}
+
+impl PeerState {
+    fn new(config: Peer) -> Self {
+        Self {
+            config,
+            learned: RwLock::new(None),
+            active_calls: AtomicU32::new(0),
+            index: (0..INDEX_LEN).map(|_| AtomicU16::new(0)).collect(),
+            trunk_rx_anchor: AtomicU64::new(0),
+        }
+    }
+
+    /// Where to send to this peer now.
+    pub(crate) fn addr(&self) -> Option<SocketAddr> {
+        match self.config.host {
+            PeerHost::Static(a) => Some(a),
+            PeerHost::Dynamic => *self.learned.read(),
+        }
+    }
+
+    pub(crate) fn trunk(&self) -> Option<TrunkSettings> {
+        self.config.trunk
+    }
+
+    pub(crate) fn kind(&self) -> PeerKind {
+        self.config.kind
+    }
+
+    /// Our call number for the peer's call number `theirs`, if bound.
+    #[inline]
+    pub(crate) fn lookup(&self, theirs: CallNumber) -> Option<u16> {
+        let ours = self
+            .index
+            .get(usize::from(theirs.get()))?
+            .load(Ordering::Acquire);
+        (ours != 0).then_some(ours)
+    }
+
+    /// Binds `theirs` to `ours` if it is free; returns the number bound.
+    pub(crate) fn bind(&self, theirs: CallNumber, ours: u16) -> Result<(), u16> {
+        match self.index.get(usize::from(theirs.get())) {
+            Some(slot) => slot
+                .compare_exchange(0, ours, Ordering::AcqRel, Ordering::Acquire)
+                .map(|_| ()),
+            None => Err(0),
+        }
+    }
+
+    /// Removes the binding of `theirs` if it points at `ours`.
+    pub(crate) fn unbind(&self, theirs: CallNumber, ours: u16) {
+        if let Some(slot) = self.index.get(usize::from(theirs.get())) {
+            let _ = slot.compare_exchange(ours, 0, Ordering::AcqRel, Ordering::Acquire);
+        }
+    }
+
+    /// Every (theirs, ours) binding, for invariant checks.
+    pub(crate) fn bindings(&self) -> impl Iterator<Item = (u16, u16)> + '_ {
+        self.index.iter().enumerate().filter_map(|(theirs, s)| {
+            let ours = s.load(Ordering::Acquire);
+            (ours != 0).then(|| (u16::try_from(theirs).unwrap_or(0), ours))
+        })
+    }
+
+    /// The instant this peer's trunk clock reads 0, anchoring it at `now`
+    /// minus `trunk_ts` on first use or when the peer restarted its clock.
+    pub(crate) fn trunk_anchor(&self, now: Instant, trunk_ts: u32) -> Instant {
+        let stored = self.trunk_rx_anchor.load(Ordering::Relaxed);
+        if stored != 0 && trunk_ts != 0 {
+            return Instant::from_micros(stored - 1);
+        }
+        let anchor = now - core::time::Duration::from_millis(u64::from(trunk_ts));
+        self.trunk_rx_anchor
+            .store(anchor.as_micros() + 1, Ordering::Relaxed);
+        anchor
+    }
+}
+
+/// How a datagram's source maps to a peer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Identified {
+    /// A known peer at its known address.
+    Peer(PeerId),
+    /// An address a `dynamic` peer's rules permit but that is not its
+    /// current one: it becomes the current one if the datagram is valid
+    /// signalling.
+    Candidate(PeerId),
+}
+
+/// All configured peers.
+#[derive(Debug)]
+pub(crate) struct Peers {
+    list: Vec<PeerState>,
+    by_addr: HashMap<SocketAddr, PeerId>,
+    dynamic: Vec<PeerId>,
+}
+
+impl Peers {
+    pub(crate) fn new(config: &Config) -> Self {
+        let list: Vec<PeerState> = config.peers.iter().cloned().map(PeerState::new).collect();
+        let mut by_addr = HashMap::new();
+        let mut dynamic = Vec::new();
+        for (i, p) in list.iter().enumerate() {
+            let id = PeerId(u16::try_from(i).unwrap_or(u16::MAX));
+            match p.config.host {
+                PeerHost::Static(a) => {
+                    by_addr.insert(a, id);
+                }
+                PeerHost::Dynamic => dynamic.push(id),
+            }
+        }
+        Self {
+            list,
+            by_addr,
+            dynamic,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn get(&self, id: PeerId) -> &PeerState {
+        // Ids are only made from indexes into `list`.
+        &self.list[id.index()]
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (PeerId, &PeerState)> {
+        self.list
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (PeerId(u16::try_from(i).unwrap_or(u16::MAX)), p))
+    }
+
+    pub(crate) fn by_name(&self, name: &str) -> Option<PeerId> {
+        self.iter()
+            .find(|(_, p)| p.config.name.as_str() == name)
+            .map(|(id, _)| id)
+    }
+
+    /// Which peer sent a datagram from `from`.
+    #[inline]
+    pub(crate) fn identify(&self, from: SocketAddr) -> Result<Identified, DropReason> {
+        if let Some(&id) = self.by_addr.get(&from) {
+            return if self.get(id).config.permits(from.ip()) {
+                Ok(Identified::Peer(id))
+            } else {
+                Err(DropReason::Acl)
+            };
+        }
+        let mut candidate = None;
+        for &id in &self.dynamic {
+            let p = self.get(id);
+            if *p.learned.read() == Some(from) {
+                return Ok(Identified::Peer(id));
+            }
+            // A dynamic peer is claimed only by an address one of its
+            // `permit` ranges names: "no rule matches" is not enough here.
+            let named = p.config.permit.iter().any(|n| n.contains(&from.ip()));
+            if candidate.is_none() && named && p.config.permits(from.ip()) {
+                candidate = Some(id);
+            }
+        }
+        candidate
+            .map(Identified::Candidate)
+            .ok_or(DropReason::Stranger)
+    }
+
+    /// Makes `from` the current address of dynamic peer `id`.
+    pub(crate) fn learn(&self, id: PeerId, from: SocketAddr) {
+        *self.get(id).learned.write() = Some(from);
+    }
+}

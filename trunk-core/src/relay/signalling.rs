@@ -1,0 +1,510 @@
+//! Full frames: finding the call, creating it from NEW, binding the far
+//! call number, following its end, and refusing native transfer.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+
+use super::call::{Call, InjectedTxRej, Leg, Phase, Purpose, SeqShift};
+use super::counters::DropReason;
+use super::peers::{PeerId, Peers};
+use super::replies::{self, Cause, Header};
+use super::RelayWorker;
+use crate::time::Instant;
+use crate::transmit::Transmit;
+use crate::wire::{CallNumber, FrameType, FullFrame, IaxSubclass, IeBlock, IeLookup, SeqNo};
+use iax2_config::PeerKind;
+
+/// What the relay needs to know of a plain (unencrypted) full frame.
+#[derive(Clone, Copy, Debug)]
+struct Signal {
+    /// The IAX subclass, for frame type IAX.
+    iax: Option<IaxSubclass>,
+    /// HANGUP and REJECT end a call; so does INVAL.
+    ends_call: bool,
+}
+
+fn signal_of(frame: &FullFrame<&[u8]>) -> Signal {
+    let iax = (frame.frame_type() == FrameType::Iax)
+        .then(|| frame.iax_subclass())
+        .flatten();
+    let ends_call = matches!(
+        iax,
+        Some(IaxSubclass::Hangup | IaxSubclass::Reject | IaxSubclass::Inval)
+    );
+    Signal { iax, ends_call }
+}
+
+/// Whether a frame of this subclass from the far side completes a
+/// call-less exchange.
+fn completes(purpose: Purpose, iax: Option<IaxSubclass>) -> bool {
+    match purpose {
+        Purpose::Call => false,
+        Purpose::Poke => matches!(iax, Some(IaxSubclass::Pong | IaxSubclass::Reject)),
+        Purpose::Registration => matches!(
+            iax,
+            Some(IaxSubclass::RegAck | IaxSubclass::RegRej | IaxSubclass::Reject)
+        ),
+        Purpose::Other => matches!(iax, Some(IaxSubclass::Reject)),
+    }
+}
+
+/// Transfer frames that would take media off the relay (PROTOCOL.md 11.6).
+fn is_transfer(iax: Option<IaxSubclass>) -> bool {
+    matches!(
+        iax,
+        Some(
+            IaxSubclass::TxCnt
+                | IaxSubclass::TxAcc
+                | IaxSubclass::TxReady
+                | IaxSubclass::TxRel
+                | IaxSubclass::TxMedia
+        )
+    )
+}
+
+impl RelayWorker {
+    /// Handles a full frame from `peer`. `learn` is set when the datagram
+    /// came from a new address that a dynamic peer's rules permit.
+    pub(super) fn handle_full<T: Transmit>(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        learn: Option<SocketAddr>,
+        from: SocketAddr,
+        datagram: &mut [u8],
+        out: &mut T,
+    ) {
+        self.counters.rx_full.incr();
+        let Ok(frame) = FullFrame::new_checked(&*datagram) else {
+            return self.counters.count_drop(DropReason::Malformed);
+        };
+        let source = frame.source_call_number();
+        let dest = frame.dest_call_number();
+        if source == CallNumber::UNKNOWN {
+            return self.counters.count_drop(DropReason::Malformed);
+        }
+        if dest == CallNumber::STATELESS {
+            // The ACK a PBX sends back to a stateless reply: Asterisk
+            // ignores it, so it goes no further (PROTOCOL.md 17).
+            return self.counters.count_drop(DropReason::StatelessAck);
+        }
+        if dest != CallNumber::UNKNOWN {
+            return self.continue_call(now, peer, from, dest.get(), datagram, out);
+        }
+        let theirs_bound = self.relay.peers.get(peer).lookup(source);
+        if let Some(ours) = theirs_bound.filter(|_| learn.is_none()) {
+            // A retransmitted NEW, or the NEW re-sent with its CALLTOKEN.
+            return self.continue_call(now, peer, from, ours, datagram, out);
+        }
+        let signal = signal_of(&frame);
+        let purpose = match signal.iax {
+            Some(IaxSubclass::New) => Purpose::Call,
+            Some(IaxSubclass::Poke) => Purpose::Poke,
+            Some(IaxSubclass::RegReq | IaxSubclass::RegRel) => Purpose::Registration,
+            Some(IaxSubclass::FwDownl) => Purpose::Other,
+            _ => return self.counters.count_drop(DropReason::UnknownCall),
+        };
+        if let Some(addr) = learn {
+            self.relay.peers.learn(peer, addr);
+        }
+        self.create(now, peer, from, purpose, datagram, out);
+    }
+
+    /// Creates a call from a frame that opens an exchange, and sends it on.
+    fn create<T: Transmit>(
+        &mut self,
+        now: Instant,
+        ingress: PeerId,
+        from: SocketAddr,
+        purpose: Purpose,
+        datagram: &mut [u8],
+        out: &mut T,
+    ) {
+        let relay = &*self.relay;
+        let frame = FullFrame::new_unchecked(&*datagram);
+        let source = frame.source_call_number();
+        let reply_to =
+            |subclass| replies::stateless(source, frame.timestamp(), frame.iseqno().0, subclass);
+        let refusal = match purpose {
+            Purpose::Registration => IaxSubclass::RegRej,
+            Purpose::Call | Purpose::Poke | Purpose::Other => IaxSubclass::Reject,
+        };
+        if purpose == Purpose::Poke && relay.peers.get(ingress).kind() == PeerKind::Gateway {
+            // A gateway qualifying the link: the link is us, answer here.
+            replies::send(out, from, reply_to(IaxSubclass::Pong), None);
+            self.counters.replies_sent.incr();
+            return;
+        }
+        let ies = IeBlock::new_checked(frame.payload()).ok();
+        let called = match purpose {
+            Purpose::Call => ies
+                .as_ref()
+                .and_then(|b| b.called_number().ok().flatten())
+                .unwrap_or(""),
+            Purpose::Poke | Purpose::Registration | Purpose::Other => "",
+        };
+        let encryption_offered = ies
+            .as_ref()
+            .and_then(|b| b.encryption().ok().flatten())
+            .is_some_and(|e| e.bits() != 0);
+        let refuse = |this: &mut Self, out: &mut T, cause, reason| {
+            this.counters.count_drop(reason);
+            // A POKE gets no answer: the PBX marks the peer unreachable.
+            if purpose != Purpose::Poke {
+                replies::send(out, from, reply_to(refusal), Some(cause));
+                this.counters.replies_sent.incr();
+            }
+        };
+        let Some(egress) = relay.route(ingress, called) else {
+            return refuse(self, out, Cause::NoRoute, DropReason::NoRoute);
+        };
+        let Some(egress_addr) = relay.peers.get(egress).addr() else {
+            return refuse(self, out, Cause::DestinationOutOfOrder, DropReason::NoRoute);
+        };
+        let full = |id: PeerId| {
+            let p = relay.peers.get(id);
+            p.config
+                .maxcalls
+                .is_some_and(|m| p.active_calls.load(Ordering::Relaxed) >= m.get())
+        };
+        if full(ingress) || full(egress) {
+            return refuse(self, out, Cause::Congestion, DropReason::CallLimit);
+        }
+        let Some(ours) = relay.table.pool.lock().allocate(now) else {
+            return refuse(self, out, Cause::Congestion, DropReason::CallLimit);
+        };
+        let Some(slot) = relay.table.slot(ours) else {
+            return;
+        };
+        let leg = |peer, addr, callno| Leg {
+            peer,
+            addr,
+            callno,
+            rx_epoch: now,
+            last_ts: 0,
+            shift: SeqShift::default(),
+        };
+        let call = Call {
+            legs: [
+                leg(ingress, from, Some(source)),
+                leg(egress, egress_addr, None),
+            ],
+            phase: Phase::Setup,
+            purpose,
+            encryption_offered,
+            encrypted: false,
+            created: now,
+            txrej: None,
+            ended: false,
+        };
+        {
+            let mut guard = slot.call.write();
+            if relay.peers.get(ingress).bind(source, ours).is_err() {
+                // Another worker created this call a moment ago.
+                drop(guard);
+                relay.table.pool.lock().release_unused(ours);
+                if let Some(existing) = relay.peers.get(ingress).lookup(source) {
+                    self.continue_call(now, ingress, from, existing, datagram, out);
+                }
+                return;
+            }
+            *guard = Some(call);
+            slot.occupied.store(true, Ordering::Relaxed);
+            slot.touch(now);
+            relay.table.inc_live();
+            relay
+                .peers
+                .get(ingress)
+                .active_calls
+                .fetch_add(1, Ordering::Relaxed);
+            relay
+                .peers
+                .get(egress)
+                .active_calls
+                .fetch_add(1, Ordering::Relaxed);
+            debug_check(&relay.peers, ours, guard.as_ref());
+        }
+        if purpose == Purpose::Call {
+            self.counters.calls_created.incr();
+        }
+        let mut frame = FullFrame::new_unchecked(&mut *datagram);
+        frame.rewrite_call_numbers(our_number(ours), CallNumber::UNKNOWN);
+        self.send_full(out, egress_addr, datagram);
+    }
+
+    /// Handles a full frame for call `ours` from `peer`.
+    fn continue_call<T: Transmit>(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        from: SocketAddr,
+        ours: u16,
+        datagram: &mut [u8],
+        out: &mut T,
+    ) {
+        let relay = &*self.relay;
+        let linger = relay.timeouts.hangup_linger;
+        let frame = FullFrame::new_unchecked(&*datagram);
+        let source = frame.source_call_number();
+        let dest_was_unknown = frame.dest_call_number() == CallNumber::UNKNOWN;
+        let Some(slot) = relay.table.slot(ours) else {
+            return self.unknown_call(from, datagram, out);
+        };
+        let mut guard = slot.call.write();
+        let Some(call) = guard.as_mut() else {
+            drop(guard);
+            return self.unknown_call(from, datagram, out);
+        };
+        let Some(i) = call.leg_of(peer, source) else {
+            drop(guard);
+            return self.unknown_call(from, datagram, out);
+        };
+        let j = 1 - i;
+        let stateless = source == CallNumber::STATELESS;
+        let signal = (!call.encrypted).then(|| signal_of(&frame));
+        let iax = signal.and_then(|s| s.iax);
+
+        // Native transfer stays off the relay: answer TXREQ ourselves.
+        if iax == Some(IaxSubclass::TxReq) && !stateless {
+            let reply = inject_txrej(call, i, &frame);
+            let to = call.legs[i].addr;
+            drop(guard);
+            out.send(to, &reply);
+            self.counters.transfers_refused.incr();
+            self.counters.replies_sent.incr();
+            self.counters.tx_datagrams.incr();
+            return;
+        }
+        if is_transfer(iax) {
+            drop(guard);
+            return self.counters.count_drop(DropReason::Refused);
+        }
+        if iax == Some(IaxSubclass::Ack) {
+            if let Some(t) = call.txrej {
+                if t.leg == i && t.timestamp == frame.timestamp() {
+                    // The ACK of our own TXREJ: it is ours to keep.
+                    return;
+                }
+            }
+        }
+
+        // The far side's first reply from a call number binds it.
+        if call.legs[i].callno.is_none() && !stateless {
+            if relay.peers.get(peer).bind(source, ours).is_err() {
+                drop(guard);
+                return self.counters.count_drop(DropReason::UnknownCall);
+            }
+            call.legs[i].callno = Some(source);
+            call.legs[i].rx_epoch = now;
+            if call.phase == Phase::Setup {
+                call.phase = Phase::Up;
+            }
+        }
+        if let Some(signal) = signal {
+            if !stateless {
+                call.legs[i].last_ts = frame.timestamp();
+            }
+            if iax == Some(IaxSubclass::AuthReq) && call.encryption_offered {
+                // Encryption is on once the callee's AUTHREQ agrees to it
+                // (PROTOCOL.md 14.3); from the AUTHREP on we see ciphertext.
+                let agreed = IeBlock::new_checked(frame.payload())
+                    .ok()
+                    .and_then(|b| b.encryption().ok().flatten())
+                    .is_some_and(|e| e.bits() != 0);
+                call.encrypted = agreed;
+            }
+            let completes_exchange = i == 1 && completes(call.purpose, iax);
+            if (signal.ends_call || completes_exchange) && call.end(now + linger) {
+                if call.purpose == Purpose::Call {
+                    self.counters.calls_ended.incr();
+                }
+            }
+        }
+        let (src, dst) = if stateless {
+            (
+                CallNumber::STATELESS,
+                call.legs[j].callno.unwrap_or(CallNumber::UNKNOWN),
+            )
+        } else if dest_was_unknown {
+            (our_number(ours), CallNumber::UNKNOWN)
+        } else {
+            (
+                our_number(ours),
+                call.legs[j].callno.unwrap_or(CallNumber::UNKNOWN),
+            )
+        };
+        let shift = call.legs[i].shift;
+        let to = call.legs[j].addr;
+        debug_check(&relay.peers, ours, Some(call));
+        drop(guard);
+        slot.touch(now);
+
+        let mut frame = FullFrame::new_unchecked(&mut *datagram);
+        frame.rewrite_call_numbers(src, dst);
+        // Every forwarded frame's sequence numbers live in the two PBXs'
+        // spaces, ACKs included; only stateless replies stand outside.
+        if !shift.is_zero() && !stateless {
+            frame.set_oseqno(SeqNo(frame.oseqno().0.wrapping_add(shift.oseqno)));
+            frame.set_iseqno(SeqNo(frame.iseqno().0.wrapping_add(shift.iseqno)));
+        }
+        self.send_full(out, to, datagram);
+    }
+
+    fn send_full<T: Transmit>(&self, out: &mut T, to: SocketAddr, datagram: &[u8]) {
+        out.send(to, datagram);
+        self.counters.tx_datagrams.incr();
+        self.counters.tx_full.incr();
+    }
+
+    /// A full frame for a call we do not have: Asterisk answers INVAL so
+    /// the sender tears its side down (PROTOCOL.md 8.2); so do we.
+    fn unknown_call<T: Transmit>(&mut self, from: SocketAddr, datagram: &[u8], out: &mut T) {
+        self.counters.count_drop(DropReason::UnknownCall);
+        let frame = FullFrame::new_unchecked(datagram);
+        let quiet = frame.frame_type() == FrameType::Iax
+            && matches!(
+                frame.iax_subclass(),
+                Some(
+                    IaxSubclass::Inval
+                        | IaxSubclass::Ack
+                        | IaxSubclass::TxCnt
+                        | IaxSubclass::TxAcc
+                        | IaxSubclass::FwDownl
+                )
+            );
+        if quiet || frame.source_call_number() == CallNumber::STATELESS {
+            return;
+        }
+        let header = Header {
+            source: frame.dest_call_number(),
+            dest: frame.source_call_number(),
+            timestamp: 0,
+            oseqno: 0,
+            iseqno: 0,
+            subclass: IaxSubclass::Inval,
+        };
+        replies::send(out, from, header, None);
+        self.counters.replies_sent.incr();
+    }
+
+    /// Removes call `ours` from the table. Returns whether it was there.
+    pub(super) fn free_call(&mut self, now: Instant, ours: u16) -> bool {
+        let relay = &*self.relay;
+        let Some(slot) = relay.table.slot(ours) else {
+            return false;
+        };
+        let call = {
+            let mut guard = slot.call.write();
+            let Some(call) = guard.take() else {
+                return false;
+            };
+            for leg in &call.legs {
+                if let Some(theirs) = leg.callno {
+                    relay.peers.get(leg.peer).unbind(theirs, ours);
+                }
+            }
+            slot.occupied.store(false, Ordering::Relaxed);
+            call
+        };
+        for leg in &call.legs {
+            relay
+                .peers
+                .get(leg.peer)
+                .active_calls
+                .fetch_sub(1, Ordering::Relaxed);
+        }
+        relay.table.dec_live();
+        relay
+            .table
+            .pool
+            .lock()
+            .release(ours, now + relay.timeouts.callno_quarantine);
+        true
+    }
+}
+
+fn our_number(ours: u16) -> CallNumber {
+    // Slots are indexed by 15-bit numbers from the pool (2..=32767).
+    CallNumber::new(ours).unwrap_or(CallNumber::UNKNOWN)
+}
+
+/// Answers a TXREQ from leg `i` with a TXREJ and shifts both legs'
+/// sequence numbers so that neither PBX sees a gap: leg `i` sent one
+/// frame the other leg never got, and got one the other leg never sent.
+fn inject_txrej(call: &mut Call, i: usize, txreq: &FullFrame<&[u8]>) -> [u8; 12] {
+    let raw_oseqno = txreq.oseqno().0;
+    if let Some(t) = call
+        .txrej
+        .filter(|t| t.leg == i && t.txreq_oseqno == raw_oseqno)
+    {
+        // A retransmitted TXREQ: the same answer again.
+        return t.frame;
+    }
+    let j = 1 - i;
+    let header = Header {
+        source: txreq.dest_call_number(),
+        dest: txreq.source_call_number(),
+        timestamp: call.legs[j].last_ts.wrapping_add(1),
+        oseqno: txreq.iseqno().0,
+        iseqno: raw_oseqno.wrapping_add(1),
+        subclass: IaxSubclass::TxRej,
+    };
+    let frame = header.bytes();
+    call.txrej = Some(InjectedTxRej {
+        leg: i,
+        txreq_oseqno: raw_oseqno,
+        frame,
+        timestamp: header.timestamp,
+    });
+    let shift = |s: &mut SeqShift, by: u8| {
+        s.oseqno = s.oseqno.wrapping_add(by);
+        s.iseqno = s.iseqno.wrapping_add(by);
+    };
+    shift(&mut call.legs[i].shift, u8::MAX); // -1
+    shift(&mut call.legs[j].shift, 1);
+    frame
+}
+
+/// The invariants of one call, checked after every mutation in debug
+/// builds and by [`Relay::check_invariants`](super::Relay::check_invariants).
+pub(super) fn check_call(peers: &Peers, ours: u16, call: &Call) -> Result<(), String> {
+    if call.legs[0].peer == call.legs[1].peer {
+        return Err(format!("call {ours}: both legs on one peer"));
+    }
+    if call.legs[0].callno.is_none() {
+        return Err(format!("call {ours}: ingress leg without a call number"));
+    }
+    for leg in &call.legs {
+        if let Some(theirs) = leg.callno {
+            if theirs.get() < 2 {
+                return Err(format!(
+                    "call {ours}: bound to reserved number {}",
+                    theirs.get()
+                ));
+            }
+            if peers.get(leg.peer).lookup(theirs) != Some(ours) {
+                return Err(format!(
+                    "call {ours}: leg {} not in its peer's index",
+                    theirs.get()
+                ));
+            }
+        }
+    }
+    let both = call.legs.iter().all(|l| l.callno.is_some());
+    match call.phase {
+        Phase::Setup if both => Err(format!("call {ours}: set up with both numbers bound")),
+        Phase::Up if !both => Err(format!("call {ours}: up without the far number")),
+        Phase::Setup | Phase::Up | Phase::Ending { .. } => Ok(()),
+    }
+}
+
+#[inline]
+fn debug_check(peers: &Peers, ours: u16, call: Option<&Call>) {
+    if cfg!(debug_assertions) {
+        if let Some(call) = call {
+            if let Err(e) = check_call(peers, ours, call) {
+                panic!("relay invariant broken: {e}");
+            }
+        }
+    }
+}
