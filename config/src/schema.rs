@@ -1,0 +1,121 @@
+//! What each key of the file accepts, in words, for error messages.
+
+use crate::locate::Segment;
+
+/// The expected shape of a value and what is allowed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Expect {
+    /// A noun phrase: "a whole number", "a list", ...
+    pub(crate) noun: &'static str,
+    /// The allowed values, in words.
+    pub(crate) allowed: &'static str,
+}
+
+const fn expect(noun: &'static str, allowed: &'static str) -> Expect {
+    Expect { noun, allowed }
+}
+
+pub(crate) const LISTEN: &str = "an IP address with optional :port, e.g. 0.0.0.0:4569 or [::]:4569";
+pub(crate) const HOST: &str = "an IP address with optional :port, or dynamic";
+pub(crate) const WORKERS: &str = "1 to 256 (threads)";
+pub(crate) const TRUNKFREQ: &str = "10 to 1000 (milliseconds)";
+pub(crate) const TRUNKMTU: &str = "172 to 4000 (bytes)";
+pub(crate) const BOOL: &str = "true or false (also yes/no, on/off)";
+pub(crate) const SECONDS: &str = "1 to 86400 (seconds)";
+pub(crate) const KIND: &str = "pbx or gateway";
+pub(crate) const NET: &str = "an IP range such as 10.0.0.0/8 or 2001:db8::/32, or one IP address";
+pub(crate) const NETS: &str = "a list of IP ranges, e.g. [10.0.0.0/8, 192.0.2.7]";
+pub(crate) const MAXCALLS: &str = "1 to 32767 (calls)";
+pub(crate) const PEER_NAME: &str = "1 to 64 characters from A-Z a-z 0-9 _ - .";
+pub(crate) const PEER_REF: &str = "the name of a peer under peers";
+pub(crate) const PREFIX: &str = "1 to 80 characters from 0-9 A-Z a-z * # + _ -";
+pub(crate) const PEERS: &str = "a map of peer names to peer settings, at least one peer";
+pub(crate) const PEER: &str =
+    "a map with host and kind, and optionally trunk, trunkfreq, trunkmtu, trunktimestamps, permit, deny, maxcalls";
+pub(crate) const ROUTES: &str = "a list of routes, at least one";
+pub(crate) const ROUTE: &str = "a map with to, and optionally from and prefix";
+pub(crate) const TIMEOUTS: &str = "a map with call_idle, setup, hangup_linger, callno_quarantine";
+pub(crate) const TOP: &str =
+    "a map with peers and routes, and optionally listen, workers, trunkfreq, trunkmtu, trunktimestamps, timeouts";
+
+const NUMBER: &str = "a whole number";
+const BOOLEAN: &str = "a boolean";
+const TEXT: &str = "a single value";
+const MAP: &str = "a map";
+const LIST: &str = "a list";
+
+/// What the value at `path` should be, if the path is in the schema.
+pub(crate) fn expected_at(path: &[Segment]) -> Option<Expect> {
+    use Segment::{Index, Key};
+    fn key(s: &Segment) -> Option<&str> {
+        match s {
+            Key(k) => Some(k.as_str()),
+            Index(_) => None,
+        }
+    }
+    let e = match path {
+        [] => expect(MAP, TOP),
+        [top] => match key(top)? {
+            "listen" => expect(TEXT, LISTEN),
+            "workers" => expect(NUMBER, WORKERS),
+            "trunkfreq" => expect(NUMBER, TRUNKFREQ),
+            "trunkmtu" => expect(NUMBER, TRUNKMTU),
+            "trunktimestamps" => expect(BOOLEAN, BOOL),
+            "timeouts" => expect(MAP, TIMEOUTS),
+            "peers" => expect(MAP, PEERS),
+            "routes" => expect(LIST, ROUTES),
+            _ => return None,
+        },
+        [top, Key(_)] if key(top)? == "timeouts" => expect(NUMBER, SECONDS),
+        [top, Key(_)] if key(top)? == "peers" => expect(MAP, PEER),
+        [top, Index(_)] if key(top)? == "routes" => expect(MAP, ROUTE),
+        [top, Key(_), Key(k)] if key(top)? == "peers" => match k.as_str() {
+            "host" => expect(TEXT, HOST),
+            "kind" => expect(TEXT, KIND),
+            "trunk" | "trunktimestamps" => expect(BOOLEAN, BOOL),
+            "trunkfreq" => expect(NUMBER, TRUNKFREQ),
+            "trunkmtu" => expect(NUMBER, TRUNKMTU),
+            "permit" | "deny" => expect(LIST, NETS),
+            "maxcalls" => expect(NUMBER, MAXCALLS),
+            _ => return None,
+        },
+        [top, Key(_), Key(k), Index(_)]
+            if key(top)? == "peers" && (k == "permit" || k == "deny") =>
+        {
+            expect(TEXT, NET)
+        }
+        [top, Index(_), Key(k)] if key(top)? == "routes" => match k.as_str() {
+            "from" | "to" => expect(TEXT, PEER_REF),
+            "prefix" => expect(TEXT, PREFIX),
+            _ => return None,
+        },
+        _ => return None,
+    };
+    Some(e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(path: &[&str]) -> Vec<Segment> {
+        path.iter()
+            .map(|s| match s.parse() {
+                Ok(i) => Segment::Index(i),
+                Err(_) => Segment::Key((*s).to_owned()),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn lookups() {
+        let at = |p: &[&str]| expected_at(&keys(p)).map(|e| e.allowed);
+        assert_eq!(at(&[]), Some(TOP));
+        assert_eq!(at(&["peers", "a", "trunkfreq"]), Some(TRUNKFREQ));
+        assert_eq!(at(&["peers", "a", "deny", "3"]), Some(NET));
+        assert_eq!(at(&["routes", "0", "prefix"]), Some(PREFIX));
+        assert_eq!(at(&["timeouts", "setup"]), Some(SECONDS));
+        assert_eq!(at(&["nope"]), None);
+        assert_eq!(at(&["peers", "a", "nope"]), None);
+    }
+}

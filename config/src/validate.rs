@@ -1,0 +1,519 @@
+//! From the raw file to the validated [`Config`]: ranges, addresses,
+//! names and the rules between keys, each error at its value.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::num::{NonZeroU32, NonZeroUsize};
+use std::ops::RangeInclusive;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use serde_saphyr::Spanned;
+
+use crate::error::{ConfigError, ErrorKind};
+use crate::locate::shorten;
+use crate::model::{
+    CalledPrefix, Config, Peer, PeerHost, PeerKind, PeerName, Route, Timeouts, TrunkFreq, TrunkMtu,
+    TrunkSettings, IAX2_PORT,
+};
+use crate::raw::{RawConfig, RawPeer, RawRoute, RawTimeouts};
+use crate::schema;
+
+/// Most worker threads.
+const MAX_WORKERS: i64 = 256;
+/// Most `maxcalls` (the call-number space of one link).
+const MAX_CALLS: i64 = 32767;
+/// Longest timeout, one day.
+const MAX_TIMEOUT_SECS: i64 = 86_400;
+
+/// Validation context: the file name for errors.
+struct Check<'a> {
+    file: &'a str,
+}
+
+impl Check<'_> {
+    /// An [`ErrorKind::Invalid`] error at `at`.
+    fn error<T>(
+        &self,
+        at: &Spanned<T>,
+        path: &str,
+        message: String,
+        allowed: Option<&str>,
+    ) -> ConfigError {
+        // `referenced` is where the value is used (an alias site for an
+        // aliased value); fall back to the definition, then to the top.
+        let loc = if at.referenced.line() > 0 {
+            at.referenced
+        } else {
+            at.defined
+        };
+        ConfigError {
+            file: self.file.to_owned(),
+            line: loc.line().max(1),
+            column: loc.column().max(1),
+            key_path: path.to_owned(),
+            message,
+            allowed: allowed.map(str::to_owned),
+            kind: ErrorKind::Invalid,
+        }
+    }
+
+    /// An integer within `range`.
+    fn ranged(
+        &self,
+        value: &Spanned<i64>,
+        range: RangeInclusive<i64>,
+        path: &str,
+        allowed: &str,
+    ) -> Result<i64, ConfigError> {
+        if range.contains(&value.value) {
+            Ok(value.value)
+        } else {
+            Err(self.error(
+                value,
+                path,
+                format!("{} is out of range", value.value),
+                Some(allowed),
+            ))
+        }
+    }
+
+    fn trunkfreq(&self, value: &Spanned<i64>, path: &str) -> Result<TrunkFreq, ConfigError> {
+        let out_of_range = || {
+            self.error(
+                value,
+                path,
+                format!("{} is out of range", value.value),
+                Some(schema::TRUNKFREQ),
+            )
+        };
+        let ms = u64::try_from(value.value).map_err(|_| out_of_range())?;
+        TrunkFreq::from_millis(ms).ok_or_else(out_of_range)
+    }
+
+    fn trunkmtu(&self, value: &Spanned<i64>, path: &str) -> Result<TrunkMtu, ConfigError> {
+        let out_of_range = || {
+            self.error(
+                value,
+                path,
+                format!("{} is out of range", value.value),
+                Some(schema::TRUNKMTU),
+            )
+        };
+        let bytes = u64::try_from(value.value).map_err(|_| out_of_range())?;
+        TrunkMtu::new(bytes).ok_or_else(out_of_range)
+    }
+
+    fn seconds(
+        &self,
+        value: Option<&Spanned<i64>>,
+        path: &str,
+        default: Duration,
+    ) -> Result<Duration, ConfigError> {
+        let Some(value) = value else {
+            return Ok(default);
+        };
+        let secs = self.ranged(value, 1..=MAX_TIMEOUT_SECS, path, schema::SECONDS)?;
+        Ok(Duration::from_secs(secs.unsigned_abs()))
+    }
+
+    fn timeouts(&self, raw: Option<&Spanned<RawTimeouts>>) -> Result<Timeouts, ConfigError> {
+        let default = Timeouts::default();
+        let Some(raw) = raw else {
+            return Ok(default);
+        };
+        let t = &raw.value;
+        Ok(Timeouts {
+            call_idle: self.seconds(
+                t.call_idle.as_ref(),
+                "timeouts.call_idle",
+                default.call_idle,
+            )?,
+            setup: self.seconds(t.setup.as_ref(), "timeouts.setup", default.setup)?,
+            hangup_linger: self.seconds(
+                t.hangup_linger.as_ref(),
+                "timeouts.hangup_linger",
+                default.hangup_linger,
+            )?,
+            callno_quarantine: self.seconds(
+                t.callno_quarantine.as_ref(),
+                "timeouts.callno_quarantine",
+                default.callno_quarantine,
+            )?,
+        })
+    }
+
+    fn listen(&self, raw: Option<&Spanned<String>>) -> Result<SocketAddr, ConfigError> {
+        let Some(raw) = raw else {
+            return Ok(SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), IAX2_PORT));
+        };
+        parse_addr(raw.value.trim()).ok_or_else(|| {
+            self.error(
+                raw,
+                "listen",
+                format!(
+                    "`{}` is not an IP address with optional port",
+                    shorten(&raw.value, 60)
+                ),
+                Some(schema::LISTEN),
+            )
+        })
+    }
+
+    fn host(&self, raw: &Spanned<String>, path: &str) -> Result<PeerHost, ConfigError> {
+        let text = raw.value.trim();
+        if text.eq_ignore_ascii_case("dynamic") {
+            return Ok(PeerHost::Dynamic);
+        }
+        match parse_addr(text) {
+            Some(addr) if addr.port() == 0 => Err(self.error(
+                raw,
+                path,
+                format!("`{}` has port 0, which no peer can use", shorten(text, 60)),
+                Some(schema::HOST),
+            )),
+            Some(addr) => Ok(PeerHost::Static(addr)),
+            None => Err(self.error(
+                raw,
+                path,
+                format!(
+                    "`{}` is not an IP address (host names are not resolved)",
+                    shorten(text, 60)
+                ),
+                Some(schema::HOST),
+            )),
+        }
+    }
+
+    fn nets(
+        &self,
+        raw: Option<&Vec<Spanned<String>>>,
+        path: &str,
+    ) -> Result<Vec<IpNet>, ConfigError> {
+        let Some(raw) = raw else {
+            return Ok(Vec::new());
+        };
+        raw.iter()
+            .enumerate()
+            .map(|(i, item)| {
+                let text = item.value.trim();
+                let net = text
+                    .parse::<IpNet>()
+                    .ok()
+                    .or_else(|| text.parse::<IpAddr>().ok().map(IpNet::from));
+                net.map(|n| n.trunc()).ok_or_else(|| {
+                    self.error(
+                        item,
+                        &format!("{path}[{i}]"),
+                        format!("`{}` is not an IP range", shorten(text, 60)),
+                        Some(schema::NET),
+                    )
+                })
+            })
+            .collect()
+    }
+
+    fn peer(
+        &self,
+        name: &Spanned<String>,
+        raw: &Spanned<RawPeer>,
+        global_trunk: TrunkSettings,
+    ) -> Result<Peer, ConfigError> {
+        let shown = shorten(&name.value, 64);
+        let peer_name = PeerName::new(&name.value).ok_or_else(|| {
+            self.error(
+                name,
+                &format!("peers.{shown}"),
+                format!("`{shown}` is not a valid peer name"),
+                Some(schema::PEER_NAME),
+            )
+        })?;
+        let path = |key: &str| format!("peers.{shown}.{key}");
+        let p = &raw.value;
+        let host = self.host(&p.host, &path("host"))?;
+        let kind = match p.kind.value.trim() {
+            k if k.eq_ignore_ascii_case("pbx") => PeerKind::Pbx,
+            k if k.eq_ignore_ascii_case("gateway") => PeerKind::Gateway,
+            other => {
+                return Err(self.error(
+                    &p.kind,
+                    &path("kind"),
+                    format!("`{}` is not a peer kind", shorten(other, 60)),
+                    Some(schema::KIND),
+                ))
+            }
+        };
+        let trunk_on = p.trunk.as_ref().is_some_and(|t| t.value);
+        let trunk = if trunk_on {
+            Some(TrunkSettings {
+                freq: match &p.trunkfreq {
+                    Some(v) => self.trunkfreq(v, &path("trunkfreq"))?,
+                    None => global_trunk.freq,
+                },
+                mtu: match &p.trunkmtu {
+                    Some(v) => self.trunkmtu(v, &path("trunkmtu"))?,
+                    None => global_trunk.mtu,
+                },
+                timestamps: p
+                    .trunktimestamps
+                    .as_ref()
+                    .map_or(global_trunk.timestamps, |t| t.value),
+            })
+        } else {
+            let needs_trunk = |key: &str| {
+                format!("{key} applies to trunk peers only, and this peer has no trunk: true")
+            };
+            let allowed = |key: &str| format!("trunk: true on this peer, or no {key}");
+            if let Some(v) = &p.trunkfreq {
+                let key = "trunkfreq";
+                return Err(self.error(v, &path(key), needs_trunk(key), Some(&allowed(key))));
+            }
+            if let Some(v) = &p.trunkmtu {
+                let key = "trunkmtu";
+                return Err(self.error(v, &path(key), needs_trunk(key), Some(&allowed(key))));
+            }
+            if let Some(v) = &p.trunktimestamps {
+                let key = "trunktimestamps";
+                return Err(self.error(v, &path(key), needs_trunk(key), Some(&allowed(key))));
+            }
+            None
+        };
+        let permit = self.nets(p.permit.as_ref(), &path("permit"))?;
+        let deny = self.nets(p.deny.as_ref(), &path("deny"))?;
+        if host == PeerHost::Dynamic {
+            if permit.is_empty() {
+                return Err(self.error(
+                    &p.host,
+                    &path("host"),
+                    "host: dynamic needs a permit range, otherwise any address on the internet could claim this peer".to_owned(),
+                    Some("permit: [the peer's source ranges] with deny: [0.0.0.0/0, ::/0]"),
+                ));
+            }
+            if deny.is_empty() {
+                return Err(self.error(
+                    &p.host,
+                    &path("host"),
+                    "host: dynamic with permit but no deny admits every address (an address no range matches is permitted)".to_owned(),
+                    Some("deny: [0.0.0.0/0, ::/0] next to permit, so only the permit ranges are admitted"),
+                ));
+            }
+        }
+        let maxcalls = match &p.maxcalls {
+            Some(v) => {
+                let n = self.ranged(v, 1..=MAX_CALLS, &path("maxcalls"), schema::MAXCALLS)?;
+                u32::try_from(n).ok().and_then(NonZeroU32::new)
+            }
+            None => None,
+        };
+        Ok(Peer {
+            name: peer_name,
+            host,
+            kind,
+            trunk,
+            permit,
+            deny,
+            maxcalls,
+        })
+    }
+
+    fn route(&self, i: usize, raw: &RawRoute, peers: &[Peer]) -> Result<Route, ConfigError> {
+        let names = || {
+            let list: Vec<&str> = peers.iter().map(|p| p.name.as_str()).collect();
+            let mut list = list.join(", ");
+            if list.len() > 200 {
+                list = shorten(&list, 200);
+            }
+            format!("{}: {list}", schema::PEER_REF)
+        };
+        let peer_ref = |s: &Spanned<String>, key: &str| {
+            let text = s.value.trim();
+            peers
+                .iter()
+                .find(|p| p.name.as_str() == text)
+                .map(|p| p.name.clone())
+                .ok_or_else(|| {
+                    self.error(
+                        s,
+                        &format!("routes[{i}].{key}"),
+                        format!("there is no peer named `{}`", shorten(text, 64)),
+                        Some(&names()),
+                    )
+                })
+        };
+        let from = raw.from.as_ref().map(|f| peer_ref(f, "from")).transpose()?;
+        let to = peer_ref(&raw.to, "to")?;
+        if from.as_ref() == Some(&to) {
+            return Err(self.error(
+                &raw.to,
+                &format!("routes[{i}].to"),
+                format!("the route sends calls from `{to}` back to `{to}`"),
+                Some("a to peer other than the from peer"),
+            ));
+        }
+        let prefix = match &raw.prefix {
+            Some(p) => Some(CalledPrefix::new(p.value.trim()).ok_or_else(|| {
+                self.error(
+                    p,
+                    &format!("routes[{i}].prefix"),
+                    format!(
+                        "`{}` is not a valid called-number prefix",
+                        shorten(&p.value, 60)
+                    ),
+                    Some(schema::PREFIX),
+                )
+            })?),
+            None => None,
+        };
+        Ok(Route { from, prefix, to })
+    }
+}
+
+/// `IP`, `IP:port`, `[IPv6]` or `[IPv6]:port`; port 4569 when absent.
+fn parse_addr(text: &str) -> Option<SocketAddr> {
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Some(addr);
+    }
+    let bare = text
+        .strip_prefix('[')
+        .and_then(|t| t.strip_suffix(']'))
+        .unwrap_or(text);
+    bare.parse::<IpAddr>()
+        .ok()
+        .map(|ip| SocketAddr::new(ip, IAX2_PORT))
+}
+
+/// The default worker count: the available cores, at most 256.
+fn default_workers() -> NonZeroUsize {
+    let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
+    NonZeroUsize::new(cores.clamp(1, 256)).unwrap_or(NonZeroUsize::MIN)
+}
+
+/// Validates the raw file.
+pub(crate) fn validate(raw: RawConfig, file: &str) -> Result<Config, ConfigError> {
+    let c = Check { file };
+    let listen = c.listen(raw.listen.as_ref())?;
+    let workers = match &raw.workers {
+        Some(w) => {
+            let n = c.ranged(w, 1..=MAX_WORKERS, "workers", schema::WORKERS)?;
+            usize::try_from(n)
+                .ok()
+                .and_then(NonZeroUsize::new)
+                .unwrap_or(NonZeroUsize::MIN)
+        }
+        None => default_workers(),
+    };
+    let defaults = TrunkSettings::default();
+    let global_trunk = TrunkSettings {
+        freq: match &raw.trunkfreq {
+            Some(v) => c.trunkfreq(v, "trunkfreq")?,
+            None => defaults.freq,
+        },
+        mtu: match &raw.trunkmtu {
+            Some(v) => c.trunkmtu(v, "trunkmtu")?,
+            None => defaults.mtu,
+        },
+        timestamps: raw
+            .trunktimestamps
+            .as_ref()
+            .map_or(defaults.timestamps, |t| t.value),
+    };
+    let timeouts = c.timeouts(raw.timeouts.as_ref())?;
+
+    if raw.peers.value.0.is_empty() {
+        return Err(c.error(
+            &raw.peers,
+            "peers",
+            "no peers are defined".to_owned(),
+            Some("at least one peer"),
+        ));
+    }
+    let mut peers: Vec<Peer> = Vec::with_capacity(raw.peers.value.0.len());
+    // Name -> line of its definition; address -> (peer, line).
+    let mut names: HashMap<&str, u64> = HashMap::new();
+    let mut addresses: HashMap<SocketAddr, (String, u64)> = HashMap::new();
+    for (name, raw_peer) in &raw.peers.value.0 {
+        let peer = c.peer(name, raw_peer, global_trunk)?;
+        if let Some(line) = names.insert(name.value.as_str(), name.referenced.line()) {
+            return Err(c.error(
+                name,
+                &format!("peers.{}", peer.name),
+                format!(
+                    "peer name `{}` is defined twice (first at line {line})",
+                    peer.name
+                ),
+                Some("each peer name once"),
+            ));
+        }
+        if let PeerHost::Static(addr) = peer.host {
+            let host_path = format!("peers.{}.host", peer.name);
+            if addr == listen {
+                return Err(c.error(
+                    &raw_peer.value.host,
+                    &host_path,
+                    format!("{addr} is this gateway's own listen address"),
+                    Some("the address of another host or gateway"),
+                ));
+            }
+            let line = raw_peer.value.host.referenced.line();
+            if let Some((other, other_line)) = addresses.insert(addr, (peer.name.to_string(), line))
+            {
+                return Err(c.error(
+                    &raw_peer.value.host,
+                    &host_path,
+                    format!("{addr} is also the host of peer `{other}` (line {other_line})"),
+                    Some("one peer per address: the gateway tells peers apart by source address"),
+                ));
+            }
+        }
+        peers.push(peer);
+    }
+
+    if raw.routes.value.is_empty() {
+        return Err(c.error(
+            &raw.routes,
+            "routes",
+            "no routes are defined".to_owned(),
+            Some("at least one route"),
+        ));
+    }
+    let routes = raw
+        .routes
+        .value
+        .iter()
+        .enumerate()
+        .map(|(i, r)| c.route(i, &r.value, &peers))
+        .collect::<Result<Vec<_>, _>>()?;
+
+    Ok(Config {
+        listen,
+        workers,
+        peers,
+        routes,
+        timeouts,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses() {
+        let a = |s: &str| parse_addr(s).map(|a| a.to_string());
+        assert_eq!(a("127.0.0.1"), Some("127.0.0.1:4569".into()));
+        assert_eq!(a("127.0.0.1:4570"), Some("127.0.0.1:4570".into()));
+        assert_eq!(a("::1"), Some("[::1]:4569".into()));
+        assert_eq!(a("[::1]"), Some("[::1]:4569".into()));
+        assert_eq!(a("[::]:5000"), Some("[::]:5000".into()));
+        assert_eq!(a("pbx.example.com"), None);
+        assert_eq!(a("pbx.example.com:4569"), None);
+        assert_eq!(a("127.0.0.1:99999"), None);
+        assert_eq!(a(""), None);
+    }
+
+    #[test]
+    fn default_workers_in_range() {
+        let n = default_workers().get();
+        assert!((1..=256).contains(&n));
+    }
+}
