@@ -1,4 +1,27 @@
-//! The iax2-trunk gateway daemon: the I/O shell around trunk-core.
+//! The iax2-trunk gateway: the I/O shell around [`trunk_core`]'s relay.
 //!
-//! Not built yet: sockets, reactors, signals and metrics arrive with the
-//! relay. This crate exists so the workspace shows the architecture.
+//! The core decides everything about a datagram; this crate moves bytes
+//! and time in and out of it (DESIGN.md, "Runtime"):
+//!
+//! - [`socket`] opens one `SO_REUSEPORT` UDP socket per worker, so the
+//!   kernel spreads flows over the workers;
+//! - [`batch`] receives and sends with `recvmmsg`/`sendmmsg` over buffers
+//!   allocated once, and never blocks on a full socket (it queues a bounded
+//!   amount and counts what it drops);
+//! - a worker thread per core drives one [`trunk_core::relay::RelayWorker`]
+//!   from its own `mio::Poll`, with a bounded receive budget per wakeup;
+//! - [`start`] builds the shared [`Relay`](trunk_core::relay::Relay),
+//!   spawns the workers and returns a [`GatewayHandle`] that reads the
+//!   merged counters and stops them.
+//!
+//! Nothing here is process-wide except the clock origin ([`clock`]):
+//! several gateways may run in one process (tests do), and signals are
+//! the binary's business, not [`start`]'s.
+#![deny(unsafe_op_in_unsafe_fn)]
+
+pub mod batch;
+pub mod clock;
+mod ratelimit;
+pub mod socket;
+
+pub use batch::{IoCounters, IoSnapshot};

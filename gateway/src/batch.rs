@@ -1,0 +1,1040 @@
+//! Batched receive and send over one UDP socket.
+//!
+//! On Linux a [`RecvBatch`] fills many datagrams with one `recvmmsg` and a
+//! [`SendBatch`] sends its queue with `sendmmsg`, so the syscall cost is
+//! shared by a whole batch (DESIGN.md, "Runtime"). Other unix systems get
+//! the same types over plain `recv_from`/`send_to`.
+//!
+//! Buffers are allocated once, when a batch is built: nothing here
+//! allocates per datagram.
+//!
+//! The send side never blocks and never grows. Datagrams wait in a ring of
+//! fixed slots; when the socket says `EAGAIN` the batch keeps them and
+//! reports [`Flush::Blocked`] so the caller can wait for `WRITABLE`; a
+//! datagram that finds the ring full is dropped and counted as
+//! [`DropReason::QueueFull`]. A datagram the kernel refuses for itself
+//! (bad address, too large) is dropped alone, counted, and the rest go on.
+//!
+//! Sockets of the IPv6 family may be dual stack: addresses are normalised
+//! so the rest of the gateway only ever sees plain IPv4 for IPv4 peers
+//! (v4-mapped sources are unmapped, IPv4 destinations are mapped).
+
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV6};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use mio::net::UdpSocket;
+use trunk_core::relay::{Counters, DropReason};
+use trunk_core::transmit::{Transmit, MAX_DATAGRAM};
+
+use crate::ratelimit::LogLimiter;
+
+/// Receive slots per batch: one `recvmmsg` takes up to this many.
+pub const RECV_SLOTS: usize = 64;
+
+/// Send slots per worker: the longest queue a blocked socket may build.
+pub const SEND_SLOTS: usize = 256;
+
+/// I/O counters of one worker's socket, beside the relay's own.
+#[derive(Debug, Default)]
+pub struct IoCounters {
+    recv_syscalls: Cell,
+    recv_truncated: Cell,
+    recv_errors: Cell,
+    send_syscalls: Cell,
+    sent_datagrams: Cell,
+    send_errors: Cell,
+    send_blocked: Cell,
+}
+
+/// A plain copy of [`IoCounters`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IoSnapshot {
+    /// Receive syscalls that returned datagrams.
+    pub recv_syscalls: u64,
+    /// Datagrams dropped because they were longer than [`MAX_DATAGRAM`].
+    pub recv_truncated: u64,
+    /// Receive syscalls that failed (other than "nothing to read").
+    pub recv_errors: u64,
+    /// Send syscalls that sent something.
+    pub send_syscalls: u64,
+    /// Datagrams the kernel accepted.
+    pub sent_datagrams: u64,
+    /// Datagrams the kernel refused (each dropped alone).
+    pub send_errors: u64,
+    /// Times the socket's send buffer was full (`EAGAIN`).
+    pub send_blocked: u64,
+}
+
+impl IoCounters {
+    /// Reads every counter.
+    pub fn snapshot(&self) -> IoSnapshot {
+        IoSnapshot {
+            recv_syscalls: self.recv_syscalls.get(),
+            recv_truncated: self.recv_truncated.get(),
+            recv_errors: self.recv_errors.get(),
+            send_syscalls: self.send_syscalls.get(),
+            sent_datagrams: self.sent_datagrams.get(),
+            send_errors: self.send_errors.get(),
+            send_blocked: self.send_blocked.get(),
+        }
+    }
+
+    /// Counts a receive syscall that returned datagrams.
+    pub fn count_recv_syscall(&self) {
+        self.recv_syscalls.add(1);
+    }
+
+    /// Counts a datagram dropped for being cut.
+    pub fn count_recv_truncated(&self) {
+        self.recv_truncated.add(1);
+    }
+
+    /// Counts a failed receive syscall.
+    pub fn count_recv_error(&self) {
+        self.recv_errors.add(1);
+    }
+}
+
+impl IoSnapshot {
+    /// Adds another worker's values.
+    pub fn merge(&mut self, other: &Self) {
+        self.recv_syscalls += other.recv_syscalls;
+        self.recv_truncated += other.recv_truncated;
+        self.recv_errors += other.recv_errors;
+        self.send_syscalls += other.send_syscalls;
+        self.sent_datagrams += other.sent_datagrams;
+        self.send_errors += other.send_errors;
+        self.send_blocked += other.send_blocked;
+    }
+}
+
+/// A counter with one writer (the worker that owns the socket), so a
+/// relaxed load and store is enough, as in the relay's counters.
+#[derive(Debug, Default)]
+struct Cell(AtomicU64);
+
+impl Cell {
+    fn add(&self, n: u64) {
+        let v = self.0.load(Ordering::Relaxed);
+        self.0.store(v.wrapping_add(n), Ordering::Relaxed);
+    }
+
+    fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// What one received datagram looked like.
+#[derive(Clone, Copy, Debug)]
+struct Meta {
+    from: SocketAddr,
+    len: usize,
+    truncated: bool,
+}
+
+impl Meta {
+    const EMPTY: Self = Self {
+        from: SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
+        len: 0,
+        truncated: false,
+    };
+}
+
+/// One datagram of a [`RecvBatch`].
+#[derive(Debug)]
+pub struct Received<'a> {
+    /// Its source (IPv4 sources on a dual-stack socket come unmapped).
+    pub from: SocketAddr,
+    /// Its bytes, writable so the relay can rewrite them in place.
+    pub data: &'a mut [u8],
+    /// The datagram was longer than [`MAX_DATAGRAM`] and was cut (or its
+    /// source address could not be read): it must be dropped.
+    pub truncated: bool,
+}
+
+/// Receive buffers for up to `capacity` datagrams per syscall.
+#[derive(Debug)]
+pub struct RecvBatch {
+    bufs: Box<[u8]>,
+    meta: Box<[Meta]>,
+    count: usize,
+    #[cfg(target_os = "linux")]
+    sys: mmsg::RecvState,
+}
+
+impl RecvBatch {
+    /// Buffers for `slots` datagrams (at least one) of [`MAX_DATAGRAM`]
+    /// bytes each.
+    pub fn new(slots: usize) -> Self {
+        let slots = slots.max(1);
+        Self {
+            bufs: vec![0; slots * MAX_DATAGRAM].into_boxed_slice(),
+            meta: vec![Meta::EMPTY; slots].into_boxed_slice(),
+            count: 0,
+            #[cfg(target_os = "linux")]
+            sys: mmsg::RecvState::new(slots),
+        }
+    }
+
+    /// How many datagrams one call can receive.
+    pub fn capacity(&self) -> usize {
+        self.meta.len()
+    }
+
+    /// Receives what the socket holds, up to [`capacity`](Self::capacity)
+    /// datagrams, and returns how many came. With nothing to read it
+    /// fails with [`io::ErrorKind::WouldBlock`]; it never returns `Ok(0)`.
+    /// `EINTR` is retried.
+    pub fn recv(&mut self, socket: &UdpSocket) -> io::Result<usize> {
+        self.count = 0;
+        #[cfg(target_os = "linux")]
+        let n = {
+            use std::os::fd::AsRawFd;
+            self.sys
+                .recv(socket.as_raw_fd(), &mut self.bufs, &mut self.meta)?
+        };
+        #[cfg(not(target_os = "linux"))]
+        let n = portable::recv(socket, &mut self.bufs, &mut self.meta)?;
+        self.count = n;
+        Ok(n)
+    }
+
+    /// How many datagrams the last [`recv`](Self::recv) returned.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Whether the last [`recv`](Self::recv) returned nothing.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Datagram `i` of the last [`recv`](Self::recv).
+    pub fn get_mut(&mut self, i: usize) -> Option<Received<'_>> {
+        if i >= self.count {
+            return None;
+        }
+        let meta = self.meta.get(i)?;
+        let start = i * MAX_DATAGRAM;
+        let data = self
+            .bufs
+            .get_mut(start..start + meta.len.min(MAX_DATAGRAM))?;
+        Some(Received {
+            from: meta.from,
+            data,
+            truncated: meta.truncated,
+        })
+    }
+}
+
+/// The outcome of a [`SendBatch::flush`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use]
+pub enum Flush {
+    /// Nothing is left to send.
+    Done,
+    /// The socket's buffer is full; the rest waits for `WRITABLE`.
+    Blocked,
+}
+
+/// Where a queued datagram goes and how long it is.
+#[derive(Clone, Copy, Debug)]
+struct Queued {
+    to: SocketAddr,
+    len: usize,
+}
+
+/// A bounded queue of outgoing datagrams, sent in batches.
+///
+/// Build a [`Sender`] over it with [`sender`](Self::sender) to hand to the
+/// relay as its [`Transmit`]; call [`flush`](Self::flush) after each batch
+/// of work, and [`on_writable`](Self::on_writable) when a blocked socket
+/// becomes writable again.
+#[derive(Debug)]
+pub struct SendBatch {
+    /// `capacity + 1` slots: the last is scratch for datagrams that will
+    /// be dropped because the ring is full.
+    bufs: Box<[u8]>,
+    queued: Box<[Queued]>,
+    head: usize,
+    len: usize,
+    /// The last `buffer()` handed out the scratch slot.
+    overflow: bool,
+    /// The socket said `EAGAIN`; wait for `WRITABLE` before trying again.
+    blocked: bool,
+    /// The socket is IPv6: IPv4 destinations are sent v4-mapped.
+    ipv6_socket: bool,
+    drops: Arc<Counters>,
+    io: Arc<IoCounters>,
+    log_errors: LogLimiter,
+    log_full: LogLimiter,
+    #[cfg(target_os = "linux")]
+    sys: mmsg::SendState,
+}
+
+impl SendBatch {
+    /// A queue of `slots` datagrams (at least one) for a socket bound to
+    /// `local` (its family decides how IPv4 destinations are written).
+    /// Queue-full drops are counted in `drops`, syscalls in `io`.
+    pub fn new(slots: usize, local: SocketAddr, drops: Arc<Counters>, io: Arc<IoCounters>) -> Self {
+        let slots = slots.max(1);
+        let nowhere = Queued {
+            to: Meta::EMPTY.from,
+            len: 0,
+        };
+        Self {
+            bufs: vec![0; (slots + 1) * MAX_DATAGRAM].into_boxed_slice(),
+            queued: vec![nowhere; slots].into_boxed_slice(),
+            head: 0,
+            len: 0,
+            overflow: false,
+            blocked: false,
+            ipv6_socket: local.is_ipv6(),
+            drops,
+            io,
+            log_errors: LogLimiter::default(),
+            log_full: LogLimiter::default(),
+            #[cfg(target_os = "linux")]
+            sys: mmsg::SendState::new(slots),
+        }
+    }
+
+    /// The most datagrams the queue holds.
+    pub fn capacity(&self) -> usize {
+        self.queued.len()
+    }
+
+    /// Datagrams waiting to be sent.
+    pub fn pending(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the socket said `EAGAIN` and no `WRITABLE` came since.
+    pub fn is_blocked(&self) -> bool {
+        self.blocked
+    }
+
+    /// A [`Transmit`] that queues into this batch and sends on `socket`.
+    pub fn sender<'a>(&'a mut self, socket: &'a UdpSocket) -> Sender<'a> {
+        Sender {
+            batch: self,
+            socket,
+        }
+    }
+
+    /// Sends what is queued, unless the socket is known to be full.
+    pub fn flush(&mut self, socket: &UdpSocket) -> Flush {
+        while self.len > 0 {
+            if self.blocked {
+                return Flush::Blocked;
+            }
+            match self.send_some(socket) {
+                Ok(n) => {
+                    self.io.send_syscalls.add(1);
+                    self.io.sent_datagrams.add(n as u64);
+                    self.advance(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.blocked = true;
+                    self.io.send_blocked.add(1);
+                }
+                Err(e) => {
+                    // The error is the head datagram's own (sendmmsg
+                    // reports an error only when the first message fails):
+                    // drop it alone so the others still go.
+                    let to = queue(&self.bufs, &self.queued, self.head, 1).next();
+                    let to = to.map(|(to, _)| to);
+                    self.io.send_errors.add(1);
+                    if let Some(suppressed) = self.log_errors.allow() {
+                        tracing::warn!(?to, error = %e, suppressed, "send failed, datagram dropped");
+                    }
+                    self.advance(1);
+                }
+            }
+        }
+        Flush::Done
+    }
+
+    /// The socket became writable: try the queue again.
+    pub fn on_writable(&mut self, socket: &UdpSocket) -> Flush {
+        self.blocked = false;
+        self.flush(socket)
+    }
+
+    fn advance(&mut self, n: usize) {
+        let n = n.min(self.len);
+        self.head = (self.head + n) % self.capacity();
+        self.len -= n;
+        if self.len == 0 {
+            // Start from slot 0 again so a batch is contiguous in memory.
+            self.head = 0;
+        }
+    }
+
+    /// One send syscall over the head of the queue: how many went.
+    #[cfg(target_os = "linux")]
+    fn send_some(&mut self, socket: &UdpSocket) -> io::Result<usize> {
+        use std::os::fd::AsRawFd;
+        let queue = queue(&self.bufs, &self.queued, self.head, self.len);
+        self.sys.send(socket.as_raw_fd(), queue)
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn send_some(&mut self, socket: &UdpSocket) -> io::Result<usize> {
+        match queue(&self.bufs, &self.queued, self.head, self.len).next() {
+            Some((to, data)) => portable::send(socket, to, data),
+            None => Ok(0),
+        }
+    }
+
+    fn slot_mut(&mut self, slot: usize) -> &mut [u8] {
+        let start = slot * MAX_DATAGRAM;
+        // The range is in bounds: `bufs` has `capacity + 1` slots and
+        // `slot <= capacity`; the fallback keeps this from ever panicking.
+        let end = (start + MAX_DATAGRAM).min(self.bufs.len());
+        let start = start.min(end);
+        &mut self.bufs[start..end]
+    }
+
+    #[cfg(test)]
+    fn force_blocked(&mut self) {
+        self.blocked = true;
+    }
+}
+
+/// The [`Transmit`] the relay writes into: a [`SendBatch`] and its socket.
+#[derive(Debug)]
+pub struct Sender<'a> {
+    batch: &'a mut SendBatch,
+    socket: &'a UdpSocket,
+}
+
+impl Transmit for Sender<'_> {
+    fn buffer(&mut self) -> &mut [u8] {
+        let batch = &mut *self.batch;
+        let cap = batch.capacity();
+        if batch.len == cap {
+            // Full: make room if the socket takes it; if not, the next
+            // datagram goes to the scratch slot and is dropped on commit.
+            let _ = batch.flush(self.socket);
+        }
+        batch.overflow = batch.len == cap;
+        let slot = if batch.overflow {
+            cap
+        } else {
+            (batch.head + batch.len) % cap
+        };
+        batch.slot_mut(slot)
+    }
+
+    fn commit(&mut self, to: SocketAddr, len: usize) {
+        let batch = &mut *self.batch;
+        if batch.overflow {
+            batch.overflow = false;
+            batch.drops.count_drop(DropReason::QueueFull);
+            if let Some(suppressed) = batch.log_full.allow() {
+                tracing::warn!(%to, suppressed, "send queue full, datagram dropped");
+            }
+            return;
+        }
+        if len > MAX_DATAGRAM {
+            // The core never asks this (it writes into a MAX_DATAGRAM
+            // buffer); refuse rather than send garbage.
+            batch.io.send_errors.add(1);
+            return;
+        }
+        let cap = batch.capacity();
+        let slot = (batch.head + batch.len) % cap;
+        if let Some(q) = batch.queued.get_mut(slot) {
+            *q = Queued {
+                to: for_socket(to, batch.ipv6_socket),
+                len,
+            };
+            batch.len += 1;
+        }
+        if batch.len == cap {
+            let _ = batch.flush(self.socket);
+        }
+    }
+}
+
+/// The `len` queued datagrams from `head` on, in order: destination and
+/// bytes. A free function so it can borrow the buffers while the caller
+/// holds the syscall state mutably.
+fn queue<'a>(
+    bufs: &'a [u8],
+    queued: &'a [Queued],
+    head: usize,
+    len: usize,
+) -> impl Iterator<Item = (SocketAddr, &'a [u8])> + 'a {
+    let cap = queued.len().max(1);
+    (0..len).filter_map(move |i| {
+        let slot = (head + i) % cap;
+        let q = queued.get(slot)?;
+        let start = slot * MAX_DATAGRAM;
+        Some((q.to, bufs.get(start..start + q.len)?))
+    })
+}
+
+/// A source address as the gateway sees it: v4-mapped IPv6 is IPv4.
+fn unmap(addr: SocketAddr) -> SocketAddr {
+    match addr {
+        SocketAddr::V6(a) => match a.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(v4.into(), a.port()),
+            None => addr,
+        },
+        SocketAddr::V4(_) => addr,
+    }
+}
+
+/// A destination as the socket needs it: IPv4 is v4-mapped on IPv6
+/// sockets (dual stack), unchanged otherwise.
+fn for_socket(to: SocketAddr, ipv6_socket: bool) -> SocketAddr {
+    match to {
+        SocketAddr::V4(a) if ipv6_socket => {
+            SocketAddr::V6(SocketAddrV6::new(a.ip().to_ipv6_mapped(), a.port(), 0, 0))
+        }
+        SocketAddr::V4(_) | SocketAddr::V6(_) => to,
+    }
+}
+
+/// `recvmmsg`/`sendmmsg` through `libc`.
+#[cfg(target_os = "linux")]
+mod mmsg {
+    use std::io;
+    use std::mem;
+    use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+    use std::os::fd::RawFd;
+    use std::ptr;
+
+    use trunk_core::transmit::MAX_DATAGRAM;
+
+    use super::{unmap, Meta};
+
+    /// Headers for `recvmmsg`. They hold raw pointers into the batch's
+    /// buffers, rewritten before every call, so moving the batch is fine.
+    pub(super) struct RecvState {
+        addrs: Box<[libc::sockaddr_storage]>,
+        iovecs: Box<[libc::iovec]>,
+        hdrs: Box<[libc::mmsghdr]>,
+    }
+
+    impl std::fmt::Debug for RecvState {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "RecvState({} slots)", self.hdrs.len())
+        }
+    }
+
+    impl RecvState {
+        pub(super) fn new(slots: usize) -> Self {
+            Self {
+                addrs: (0..slots).map(|_| zeroed_storage()).collect(),
+                iovecs: (0..slots).map(|_| empty_iovec()).collect(),
+                hdrs: (0..slots).map(|_| zeroed_mmsghdr()).collect(),
+            }
+        }
+
+        pub(super) fn recv(
+            &mut self,
+            fd: RawFd,
+            bufs: &mut [u8],
+            meta: &mut [Meta],
+        ) -> io::Result<usize> {
+            let slots = bufs
+                .chunks_exact_mut(MAX_DATAGRAM)
+                .zip(self.iovecs.iter_mut())
+                .zip(self.addrs.iter_mut())
+                .zip(self.hdrs.iter_mut());
+            let mut n = 0;
+            for (((buf, iov), addr), hdr) in slots {
+                iov.iov_base = buf.as_mut_ptr().cast();
+                iov.iov_len = buf.len();
+                let h = &mut hdr.msg_hdr;
+                h.msg_name = ptr::from_mut(addr).cast();
+                h.msg_namelen = STORAGE_LEN;
+                h.msg_iov = ptr::from_mut(iov);
+                h.msg_iovlen = 1;
+                h.msg_control = ptr::null_mut();
+                h.msg_controllen = 0;
+                h.msg_flags = 0;
+                hdr.msg_len = 0;
+                n += 1;
+            }
+            let n = n.min(meta.len());
+            let got = loop {
+                // SAFETY: the first `n` headers were just pointed at live
+                // memory: each at its own sockaddr_storage (msg_namelen is
+                // its size) and its own iovec, each iovec at its own
+                // MAX_DATAGRAM-byte chunk of `bufs`. All of it is borrowed
+                // mutably for this call and nothing else aliases it; the
+                // kernel writes within those bounds only.
+                let r = unsafe {
+                    libc::recvmmsg(fd, self.hdrs.as_mut_ptr(), c_len(n), 0, ptr::null_mut())
+                };
+                match usize::try_from(r) {
+                    Ok(got) => break got,
+                    Err(_) => {
+                        let e = io::Error::last_os_error();
+                        if e.kind() != io::ErrorKind::Interrupted {
+                            return Err(e);
+                        }
+                    }
+                }
+            };
+            let results = self.hdrs.iter().zip(self.addrs.iter()).zip(meta.iter_mut());
+            for ((hdr, addr), m) in results.take(got) {
+                let from = read_sockaddr(addr, hdr.msg_hdr.msg_namelen);
+                *m = Meta {
+                    from: from.map_or(Meta::EMPTY.from, unmap),
+                    len: hdr.msg_len as usize,
+                    truncated: from.is_none() || hdr.msg_hdr.msg_flags & libc::MSG_TRUNC != 0,
+                };
+            }
+            if got == 0 {
+                // Not expected from a datagram socket, but keep the
+                // contract: Ok means at least one datagram.
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            Ok(got)
+        }
+    }
+
+    /// Headers for `sendmmsg`, filled from the queue before every call.
+    pub(super) struct SendState {
+        addrs: Box<[libc::sockaddr_storage]>,
+        iovecs: Box<[libc::iovec]>,
+        hdrs: Box<[libc::mmsghdr]>,
+    }
+
+    impl std::fmt::Debug for SendState {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "SendState({} slots)", self.hdrs.len())
+        }
+    }
+
+    impl SendState {
+        pub(super) fn new(slots: usize) -> Self {
+            Self {
+                addrs: (0..slots).map(|_| zeroed_storage()).collect(),
+                iovecs: (0..slots).map(|_| empty_iovec()).collect(),
+                hdrs: (0..slots).map(|_| zeroed_mmsghdr()).collect(),
+            }
+        }
+
+        /// One `sendmmsg` of the first datagrams of `queue`: how many the
+        /// kernel took. An error is the first datagram's.
+        pub(super) fn send<'q>(
+            &mut self,
+            fd: RawFd,
+            queue: impl Iterator<Item = (SocketAddr, &'q [u8])>,
+        ) -> io::Result<usize> {
+            let slots = queue
+                .zip(self.iovecs.iter_mut())
+                .zip(self.addrs.iter_mut())
+                .zip(self.hdrs.iter_mut());
+            let mut n = 0;
+            for ((((to, data), iov), addr), hdr) in slots {
+                // The kernel only reads through this pointer (sendmmsg
+                // takes the same iovec type as recvmmsg, hence `mut`).
+                iov.iov_base = data.as_ptr().cast_mut().cast();
+                iov.iov_len = data.len();
+                let h = &mut hdr.msg_hdr;
+                h.msg_name = ptr::from_mut(addr).cast();
+                h.msg_namelen = write_sockaddr(to, addr);
+                h.msg_iov = ptr::from_mut(iov);
+                h.msg_iovlen = 1;
+                h.msg_control = ptr::null_mut();
+                h.msg_controllen = 0;
+                h.msg_flags = 0;
+                hdr.msg_len = 0;
+                n += 1;
+            }
+            if n == 0 {
+                return Ok(0);
+            }
+            loop {
+                // SAFETY: the first `n` headers were just pointed at live
+                // memory: each at its own sockaddr_storage holding
+                // `msg_namelen` initialised bytes, and at its own iovec
+                // over a queued datagram that `queue` borrows for this
+                // call. The kernel reads within those bounds only.
+                let r = unsafe { libc::sendmmsg(fd, self.hdrs.as_mut_ptr(), c_len(n), 0) };
+                match usize::try_from(r) {
+                    Ok(sent) => return Ok(sent),
+                    Err(_) => {
+                        let e = io::Error::last_os_error();
+                        if e.kind() != io::ErrorKind::Interrupted {
+                            return Err(e);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    const STORAGE_LEN: libc::socklen_t = mem::size_of::<libc::sockaddr_storage>() as _;
+
+    fn c_len(n: usize) -> libc::c_uint {
+        libc::c_uint::try_from(n).unwrap_or(libc::c_uint::MAX)
+    }
+
+    fn zeroed_storage() -> libc::sockaddr_storage {
+        // SAFETY: sockaddr_storage is plain integers; all zeroes is a valid
+        // (AF_UNSPEC) value.
+        unsafe { mem::zeroed() }
+    }
+
+    fn zeroed_mmsghdr() -> libc::mmsghdr {
+        // SAFETY: mmsghdr is integers and raw pointers (and, on some libcs,
+        // private padding); all zeroes is valid: null pointers, no iovecs.
+        unsafe { mem::zeroed() }
+    }
+
+    fn empty_iovec() -> libc::iovec {
+        libc::iovec {
+            iov_base: ptr::null_mut(),
+            iov_len: 0,
+        }
+    }
+
+    /// Writes `addr` into `storage` and returns its length.
+    fn write_sockaddr(addr: SocketAddr, storage: &mut libc::sockaddr_storage) -> libc::socklen_t {
+        match addr {
+            SocketAddr::V4(a) => {
+                let sin = libc::sockaddr_in {
+                    sin_family: libc::AF_INET as libc::sa_family_t,
+                    sin_port: a.port().to_be(),
+                    sin_addr: libc::in_addr {
+                        s_addr: u32::from_ne_bytes(a.ip().octets()),
+                    },
+                    sin_zero: [0; 8],
+                };
+                // SAFETY: sockaddr_storage is large enough and aligned for
+                // every socket address type, sockaddr_in included.
+                unsafe { ptr::write(ptr::from_mut(storage).cast::<libc::sockaddr_in>(), sin) };
+                mem::size_of::<libc::sockaddr_in>() as libc::socklen_t
+            }
+            SocketAddr::V6(a) => {
+                let sin6 = libc::sockaddr_in6 {
+                    sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                    sin6_port: a.port().to_be(),
+                    sin6_flowinfo: a.flowinfo().to_be(),
+                    sin6_addr: libc::in6_addr {
+                        s6_addr: a.ip().octets(),
+                    },
+                    sin6_scope_id: a.scope_id(),
+                };
+                // SAFETY: as above, for sockaddr_in6.
+                unsafe { ptr::write(ptr::from_mut(storage).cast::<libc::sockaddr_in6>(), sin6) };
+                mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t
+            }
+        }
+    }
+
+    /// The address the kernel wrote into `storage` (`len` bytes).
+    fn read_sockaddr(storage: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<SocketAddr> {
+        let len = len as usize;
+        match libc::c_int::from(storage.ss_family) {
+            libc::AF_INET if len >= mem::size_of::<libc::sockaddr_in>() => {
+                // SAFETY: the family says the kernel wrote a sockaddr_in,
+                // and sockaddr_storage is aligned for it.
+                let sin = unsafe { &*ptr::from_ref(storage).cast::<libc::sockaddr_in>() };
+                let ip = Ipv4Addr::from(sin.sin_addr.s_addr.to_ne_bytes());
+                Some(SocketAddrV4::new(ip, u16::from_be(sin.sin_port)).into())
+            }
+            libc::AF_INET6 if len >= mem::size_of::<libc::sockaddr_in6>() => {
+                // SAFETY: the family says the kernel wrote a sockaddr_in6.
+                let sin6 = unsafe { &*ptr::from_ref(storage).cast::<libc::sockaddr_in6>() };
+                let ip = Ipv6Addr::from(sin6.sin6_addr.s6_addr);
+                Some(
+                    SocketAddrV6::new(
+                        ip,
+                        u16::from_be(sin6.sin6_port),
+                        u32::from_be(sin6.sin6_flowinfo),
+                        sin6.sin6_scope_id,
+                    )
+                    .into(),
+                )
+            }
+            _ => None,
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn sockaddr_round_trip() {
+            for s in ["192.0.2.7:4569", "[2001:db8::1]:65535", "[fe80::1%3]:1"] {
+                let a: SocketAddr = s.parse().unwrap();
+                let mut st = zeroed_storage();
+                let len = write_sockaddr(a, &mut st);
+                assert_eq!(read_sockaddr(&st, len), Some(a));
+                assert_eq!(read_sockaddr(&st, 2), None);
+            }
+            assert_eq!(read_sockaddr(&zeroed_storage(), STORAGE_LEN), None);
+        }
+    }
+}
+
+/// `recv_from`/`send_to` one datagram at a time, for systems without
+/// `recvmmsg`/`sendmmsg` (built on Linux too, for its tests).
+#[cfg(any(not(target_os = "linux"), test))]
+mod portable {
+    use std::io;
+    use std::net::SocketAddr;
+
+    use mio::net::UdpSocket;
+    use trunk_core::transmit::MAX_DATAGRAM;
+
+    use super::{unmap, Meta};
+
+    /// Receives into consecutive slots until the socket is empty or the
+    /// slots are used up. Truncation cannot be seen through `recv_from`;
+    /// a datagram of exactly [`MAX_DATAGRAM`] bytes may have been cut.
+    pub(super) fn recv(
+        socket: &UdpSocket,
+        bufs: &mut [u8],
+        meta: &mut [Meta],
+    ) -> io::Result<usize> {
+        let mut n = 0;
+        for (buf, m) in bufs.chunks_exact_mut(MAX_DATAGRAM).zip(meta.iter_mut()) {
+            let (len, from) = loop {
+                match socket.recv_from(buf) {
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) if n > 0 && e.kind() == io::ErrorKind::WouldBlock => return Ok(n),
+                    r => break r?,
+                }
+            };
+            *m = Meta {
+                from: unmap(from),
+                len,
+                truncated: false,
+            };
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Sends one datagram: `Ok(1)` once the kernel took it.
+    pub(super) fn send(socket: &UdpSocket, to: SocketAddr, data: &[u8]) -> io::Result<usize> {
+        loop {
+            match socket.send_to(data, to) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                r => return r.map(|_| 1),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::socket;
+
+    fn bind(addr: &str) -> UdpSocket {
+        socket::bind(addr.parse().unwrap(), 1 << 20).unwrap().socket
+    }
+
+    fn batch_for(sock: &UdpSocket, slots: usize) -> (SendBatch, Arc<Counters>, Arc<IoCounters>) {
+        let drops = Arc::new(Counters::default());
+        let io = Arc::new(IoCounters::default());
+        let b = SendBatch::new(slots, sock.local_addr().unwrap(), drops.clone(), io.clone());
+        (b, drops, io)
+    }
+
+    /// Datagram `i` of the test stream: its index, then a pattern; sizes
+    /// vary from 4 bytes to the largest datagram.
+    fn payload(i: usize, buf: &mut [u8]) -> usize {
+        let len = if i % 100 == 99 {
+            MAX_DATAGRAM
+        } else {
+            4 + (i * 37) % 1400
+        };
+        buf[..4].copy_from_slice(&(i as u32).to_be_bytes());
+        for (k, b) in buf[4..len].iter_mut().enumerate() {
+            *b = (i + k) as u8;
+        }
+        len
+    }
+
+    /// Receives until `want` datagrams came (or a generous deadline).
+    fn recv_n(rx: &UdpSocket, batch: &mut RecvBatch, want: usize) -> Vec<(SocketAddr, Vec<u8>)> {
+        let mut got = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while got.len() < want && Instant::now() < deadline {
+            match batch.recv(rx) {
+                Ok(n) => {
+                    for i in 0..n {
+                        let d = batch.get_mut(i).unwrap();
+                        assert!(!d.truncated);
+                        got.push((d.from, d.data.to_vec()));
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err(e) => panic!("recv: {e}"),
+            }
+        }
+        got
+    }
+
+    #[test]
+    fn thousand_datagrams_through_mmsg_on_loopback() {
+        let tx = bind("127.0.0.1:0");
+        let rx = bind("127.0.0.1:0");
+        let to = rx.local_addr().unwrap();
+        let (mut send, drops, io) = batch_for(&tx, SEND_SLOTS);
+        let mut recv = RecvBatch::new(RECV_SLOTS);
+        let mut expected = Vec::new();
+        let mut got = Vec::new();
+        // In chunks, so the receiver's buffer never overflows on a machine
+        // with a small rmem_max.
+        for chunk in 0..10 {
+            let mut out = send.sender(&tx);
+            for i in chunk * 100..(chunk + 1) * 100 {
+                let buf = out.buffer();
+                let len = payload(i, buf);
+                expected.push(buf[..len].to_vec());
+                out.commit(to, len);
+            }
+            assert_eq!(send.flush(&tx), Flush::Done);
+            got.extend(recv_n(&rx, &mut recv, 100));
+        }
+        assert_eq!(got.len(), 1000);
+        let from = tx.local_addr().unwrap();
+        for (i, ((src, bytes), want)) in got.iter().zip(&expected).enumerate() {
+            assert_eq!(*src, from, "datagram {i}");
+            assert_eq!(bytes, want, "datagram {i}");
+        }
+        let io = io.snapshot();
+        assert_eq!(io.sent_datagrams, 1000);
+        assert!(io.send_syscalls <= 20, "{io:?}");
+        assert_eq!(drops.snapshot().total_drops(), 0);
+    }
+
+    #[test]
+    fn a_refused_datagram_is_dropped_alone() {
+        let tx = bind("127.0.0.1:0");
+        let rx = bind("127.0.0.1:0");
+        let to = rx.local_addr().unwrap();
+        let (mut send, _, io) = batch_for(&tx, 8);
+        let mut out = send.sender(&tx);
+        out.send(to, b"one");
+        // An IPv6 destination on an IPv4 socket: the kernel refuses it.
+        out.send("[::1]:9".parse().unwrap(), b"bad");
+        out.send(to, b"two");
+        assert_eq!(send.flush(&tx), Flush::Done);
+        let got = recv_n(&rx, &mut RecvBatch::new(4), 2);
+        let bodies: Vec<_> = got.iter().map(|(_, b)| b.as_slice()).collect();
+        assert_eq!(bodies, [b"one".as_slice(), b"two"]);
+        let io = io.snapshot();
+        assert_eq!((io.send_errors, io.sent_datagrams), (1, 2));
+    }
+
+    #[test]
+    fn a_full_queue_drops_and_counts_without_growing() {
+        let tx = bind("127.0.0.1:0");
+        let rx = bind("127.0.0.1:0");
+        let to = rx.local_addr().unwrap();
+        let (mut send, drops, _) = batch_for(&tx, 4);
+        send.force_blocked();
+        let mut out = send.sender(&tx);
+        for i in 0..6u8 {
+            out.send(to, &[i]);
+        }
+        assert_eq!(send.pending(), 4);
+        assert_eq!(send.flush(&tx), Flush::Blocked);
+        assert_eq!(drops.snapshot().drops(DropReason::QueueFull), 2);
+        assert_eq!(send.on_writable(&tx), Flush::Done);
+        let got = recv_n(&rx, &mut RecvBatch::new(8), 4);
+        let bodies: Vec<_> = got.iter().map(|(_, b)| b[0]).collect();
+        assert_eq!(bodies, [0, 1, 2, 3]);
+        // The ring wraps: fill it again past the old head.
+        let mut out = send.sender(&tx);
+        for i in 10..19u8 {
+            out.send(to, &[i]);
+        }
+        assert_eq!(send.flush(&tx), Flush::Done);
+        let got = recv_n(&rx, &mut RecvBatch::new(16), 9);
+        let bodies: Vec<_> = got.iter().map(|(_, b)| b[0]).collect();
+        assert_eq!(bodies, (10..19).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn oversize_datagrams_are_marked_truncated() {
+        let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let rx = bind("127.0.0.1:0");
+        tx.send_to(&[7; MAX_DATAGRAM + 10], rx.local_addr().unwrap())
+            .unwrap();
+        tx.send_to(&[8; 3], rx.local_addr().unwrap()).unwrap();
+        let mut batch = RecvBatch::new(4);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut seen = Vec::new();
+        while seen.len() < 2 && Instant::now() < deadline {
+            if let Ok(n) = batch.recv(&rx) {
+                for i in 0..n {
+                    let d = batch.get_mut(i).unwrap();
+                    seen.push((d.truncated, d.data.len()));
+                }
+            }
+        }
+        #[cfg(target_os = "linux")]
+        assert_eq!(seen, [(true, MAX_DATAGRAM), (false, 3)]);
+        assert_eq!(seen.len(), 2);
+    }
+
+    #[test]
+    fn dual_stack_sockets_speak_plain_ipv4() {
+        // Skip where the sandbox has no IPv6.
+        let Ok(v6) = socket::bind("[::]:0".parse().unwrap(), 1 << 20) else {
+            return;
+        };
+        let v6 = v6.socket;
+        let port = v6.local_addr().unwrap().port();
+        let v4 = bind("127.0.0.1:0");
+        let v4_addr = v4.local_addr().unwrap();
+        v4.send_to(b"hi", SocketAddr::from(([127, 0, 0, 1], port)))
+            .unwrap();
+        let got = recv_n(&v6, &mut RecvBatch::new(2), 1);
+        assert_eq!(got, [(v4_addr, b"hi".to_vec())]);
+        let (mut send, _, _) = batch_for(&v6, 2);
+        send.sender(&v6).send(v4_addr, b"ho");
+        assert_eq!(send.flush(&v6), Flush::Done);
+        let got = recv_n(&v4, &mut RecvBatch::new(2), 1);
+        assert_eq!(
+            got,
+            [(SocketAddr::from(([127, 0, 0, 1], port)), b"ho".to_vec())]
+        );
+    }
+
+    #[test]
+    fn portable_fallback_round_trip() {
+        let tx = bind("127.0.0.1:0");
+        let rx = bind("127.0.0.1:0");
+        let to = rx.local_addr().unwrap();
+        for i in 0..5u8 {
+            assert_eq!(portable::send(&tx, to, &[i; 9]).unwrap(), 1);
+        }
+        let mut bufs = vec![0; 8 * MAX_DATAGRAM];
+        let mut meta = vec![Meta::EMPTY; 8];
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut got = Vec::new();
+        while got.len() < 5 && Instant::now() < deadline {
+            if let Ok(n) = portable::recv(&rx, &mut bufs, &mut meta) {
+                for (k, m) in meta[..n].iter().enumerate() {
+                    assert_eq!(m.from, tx.local_addr().unwrap());
+                    got.push(bufs[k * MAX_DATAGRAM..][..m.len].to_vec());
+                }
+            }
+        }
+        assert_eq!(got, (0..5u8).map(|i| vec![i; 9]).collect::<Vec<_>>());
+        assert!(portable::recv(&rx, &mut bufs, &mut meta).is_err());
+    }
+}
