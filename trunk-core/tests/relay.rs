@@ -1,0 +1,468 @@
+//! The relay driven with hand-built frames through a gateway pair:
+//! PBX A -> gateway A -> gateway B -> PBX B, on a virtual clock.
+
+use std::net::SocketAddr;
+use std::num::NonZeroUsize;
+use std::sync::Arc;
+use std::time::Duration;
+
+use iax2_config::{
+    CalledPrefix, Config, Peer, PeerHost, PeerKind, PeerName, Route, Timeouts, TrunkSettings,
+};
+use trunk_core::relay::{DropReason, Relay, RelayWorker};
+use trunk_core::time::Instant;
+use trunk_core::transmit::VecTransmit;
+use trunk_core::wire::{
+    CallNumber, FrameType, FullFrame, FullFrameRepr, IaxSubclass, Ie, IeList, IeType, MiniFrame,
+    MiniFrameRepr, SeqNo, Timestamp16,
+};
+
+const PBX_A: &str = "127.0.0.1:4570";
+const GW_A: &str = "127.0.0.1:4569";
+const GW_B: &str = "127.0.0.2:4569";
+const PBX_B: &str = "127.0.0.2:4570";
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+fn peer(name: &str, host: &str, kind: PeerKind, trunk: Option<TrunkSettings>) -> Peer {
+    Peer {
+        name: PeerName::new(name).unwrap(),
+        host: PeerHost::Static(addr(host)),
+        kind,
+        trunk,
+        permit: vec![],
+        deny: vec![],
+        maxcalls: None,
+    }
+}
+
+fn route(from: &str, prefix: Option<&str>, to: &str) -> Route {
+    Route {
+        from: Some(PeerName::new(from).unwrap()),
+        prefix: prefix.map(|p| CalledPrefix::new(p).unwrap()),
+        to: PeerName::new(to).unwrap(),
+    }
+}
+
+fn site(listen: &str, pbx: &str, gw: &str, trunk: TrunkSettings) -> Config {
+    Config {
+        listen: addr(listen),
+        workers: NonZeroUsize::new(1).unwrap(),
+        peers: vec![
+            peer("pbx", pbx, PeerKind::Pbx, None),
+            peer("gw", gw, PeerKind::Gateway, Some(trunk)),
+        ],
+        routes: vec![route("pbx", Some("6"), "gw"), route("gw", None, "pbx")],
+        timeouts: Timeouts::default(),
+    }
+}
+
+struct Pair {
+    now: Instant,
+    a: RelayWorker,
+    b: RelayWorker,
+}
+
+impl Pair {
+    fn new(trunk: TrunkSettings) -> Self {
+        let now = Instant::from_millis(1_000);
+        let ca = site(GW_A, PBX_A, GW_B, trunk);
+        let cb = site(GW_B, PBX_B, GW_A, trunk);
+        Self {
+            now,
+            a: RelayWorker::new(Arc::new(Relay::new(&ca, now, 1)), 0),
+            b: RelayWorker::new(Arc::new(Relay::new(&cb, now, 2)), 0),
+        }
+    }
+
+    /// Delivers `bytes` from `from` to the gateway at `to`, then carries
+    /// whatever crosses between the gateways, and returns what reached
+    /// the PBXs (destination, bytes).
+    fn deliver(&mut self, from: &str, to: &str, bytes: &[u8]) -> Vec<(SocketAddr, Vec<u8>)> {
+        let mut queue = vec![(addr(from), addr(to), bytes.to_vec())];
+        let mut out = Vec::new();
+        while let Some((src, dst, mut data)) = queue.pop() {
+            let mut tx = VecTransmit::new();
+            let worker = if dst == addr(GW_A) {
+                &mut self.a
+            } else {
+                &mut self.b
+            };
+            worker.handle_datagram(self.now, src, &mut data, &mut tx);
+            for (d, bytes) in tx.take() {
+                route_out(&mut queue, &mut out, dst, d, bytes);
+            }
+        }
+        out
+    }
+
+    /// Advances the clock by `ms`, firing timers (trunk ticks).
+    fn advance(&mut self, ms: u64) -> Vec<(SocketAddr, Vec<u8>)> {
+        let end = self.now + Duration::from_millis(ms);
+        let mut out = Vec::new();
+        loop {
+            let next = [self.a.poll_timeout(), self.b.poll_timeout()]
+                .into_iter()
+                .flatten()
+                .min()
+                .filter(|t| *t <= end);
+            let Some(t) = next else { break };
+            self.now = t.max(self.now);
+            for gw in [GW_A, GW_B] {
+                let mut tx = VecTransmit::new();
+                let worker = if gw == GW_A { &mut self.a } else { &mut self.b };
+                worker.handle_timeout(self.now, &mut tx);
+                for (d, bytes) in tx.take() {
+                    let mut queue = Vec::new();
+                    route_out(&mut queue, &mut out, addr(gw), d, bytes);
+                    for (src, dst, bytes) in queue {
+                        out.extend(self.deliver(&src.to_string(), &dst.to_string(), &bytes));
+                    }
+                }
+            }
+        }
+        self.now = end;
+        out
+    }
+}
+
+type Queue = Vec<(SocketAddr, SocketAddr, Vec<u8>)>;
+
+fn route_out(
+    queue: &mut Queue,
+    out: &mut Vec<(SocketAddr, Vec<u8>)>,
+    src: SocketAddr,
+    dst: SocketAddr,
+    bytes: Vec<u8>,
+) {
+    if dst == addr(GW_A) || dst == addr(GW_B) {
+        queue.push((src, dst, bytes));
+    } else {
+        out.push((dst, bytes));
+    }
+}
+
+fn cn(n: u16) -> CallNumber {
+    CallNumber::new(n).unwrap()
+}
+
+fn iax(src: u16, dst: u16, ts: u32, o: u8, i: u8, sub: IaxSubclass, ies: IeList) -> Vec<u8> {
+    FullFrameRepr::iax(
+        cn(src),
+        CallNumber::new(dst).unwrap(),
+        ts,
+        SeqNo(o),
+        SeqNo(i),
+        sub,
+        ies,
+    )
+    .to_vec()
+}
+
+fn new_frame(src: u16, called: &str) -> Vec<u8> {
+    let ies = IeList::new()
+        .with(Ie::version())
+        .with(Ie::string(IeType::CalledNumber, called).unwrap())
+        .with(Ie::calltoken(b"").unwrap());
+    iax(src, 0, 3, 0, 0, IaxSubclass::New, ies)
+}
+
+fn full(bytes: &[u8]) -> FullFrame<&[u8]> {
+    FullFrame::new_checked(bytes).unwrap()
+}
+
+/// Sets up a call (NEW, ACCEPT) and returns the call numbers PBX A and
+/// PBX B see for the far side.
+fn set_up(pair: &mut Pair) -> (u16, u16) {
+    let out = pair.deliver(PBX_A, GW_A, &new_frame(100, "600"));
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].0, addr(PBX_B));
+    let at_b = full(&out[0].1);
+    assert_eq!(at_b.iax_subclass(), Some(IaxSubclass::New));
+    assert_eq!(at_b.dest_call_number(), CallNumber::UNKNOWN);
+    let b_sees = at_b.source_call_number().get();
+    // Everything but the call numbers is untouched.
+    assert_eq!(out[0].1[4..], new_frame(100, "600")[4..]);
+
+    let out = pair.deliver(
+        PBX_B,
+        GW_B,
+        &iax(200, b_sees, 10, 0, 1, IaxSubclass::Accept, IeList::new()),
+    );
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].0, addr(PBX_A));
+    let at_a = full(&out[0].1);
+    assert_eq!(at_a.iax_subclass(), Some(IaxSubclass::Accept));
+    assert_eq!(at_a.dest_call_number(), cn(100));
+    (at_a.source_call_number().get(), b_sees)
+}
+
+fn check(pair: &Pair) {
+    pair.a.relay().check_invariants().unwrap();
+    pair.b.relay().check_invariants().unwrap();
+}
+
+#[test]
+fn call_setup_media_through_trunk_and_hangup() {
+    let mut pair = Pair::new(TrunkSettings::default());
+    let (a_sees, b_sees) = set_up(&mut pair);
+    check(&pair);
+    assert_eq!(pair.a.relay().active_calls(), 1);
+
+    // Voice A -> B: mini frames become trunk entries, then minis again.
+    let mut sent = Vec::new();
+    for k in 0..5u16 {
+        let mini = MiniFrameRepr {
+            source_call_number: cn(100),
+            timestamp: Timestamp16(1000 + 20 * k),
+            payload: vec![k as u8; 160],
+        };
+        let mut buf = vec![0; mini.buffer_len()];
+        mini.emit(&mut buf).unwrap();
+        assert!(
+            pair.deliver(PBX_A, GW_A, &buf).is_empty(),
+            "voice waits for the tick"
+        );
+        sent.push(mini);
+    }
+    let out = pair.advance(20);
+    assert_eq!(out.len(), 5);
+    for ((to, bytes), mini) in out.iter().zip(&sent) {
+        assert_eq!(*to, addr(PBX_B));
+        let got = MiniFrame::new_checked(&bytes[..]).unwrap();
+        assert_eq!(got.source_call_number(), cn(b_sees));
+        assert_eq!(got.timestamp(), mini.timestamp);
+        assert_eq!(got.payload(), &mini.payload[..]);
+    }
+    let sa = pair.a.counters().snapshot();
+    assert_eq!(sa.tx_trunk_frames, 1);
+    assert_eq!(sa.tx_trunk_entries, 5);
+
+    // Voice B -> A.
+    let mini = MiniFrameRepr {
+        source_call_number: cn(200),
+        timestamp: Timestamp16(7),
+        payload: vec![9; 160],
+    };
+    let mut buf = vec![0; mini.buffer_len()];
+    mini.emit(&mut buf).unwrap();
+    pair.deliver(PBX_B, GW_B, &buf);
+    let out = pair.advance(20);
+    assert_eq!(out.len(), 1);
+    let got = MiniFrame::new_checked(&out[0].1[..]).unwrap();
+    assert_eq!(
+        (out[0].0, got.source_call_number(), got.timestamp()),
+        (addr(PBX_A), cn(a_sees), Timestamp16(7))
+    );
+
+    // HANGUP from A, ACK from B: the call lingers, then is freed.
+    let out = pair.deliver(
+        PBX_A,
+        GW_A,
+        &iax(100, a_sees, 5000, 1, 1, IaxSubclass::Hangup, IeList::new()),
+    );
+    assert_eq!(full(&out[0].1).dest_call_number(), cn(200));
+    let out = pair.deliver(
+        PBX_B,
+        GW_B,
+        &iax(200, b_sees, 5000, 1, 2, IaxSubclass::Ack, IeList::new()),
+    );
+    assert_eq!(full(&out[0].1).iax_subclass(), Some(IaxSubclass::Ack));
+    assert_eq!(pair.a.counters().snapshot().calls_ended, 1);
+    pair.advance(11_000);
+    assert_eq!(pair.a.relay().active_calls(), 0);
+    assert_eq!(pair.b.relay().active_calls(), 0);
+    check(&pair);
+    // A late retransmission of the HANGUP now draws an INVAL.
+    let out = pair.deliver(
+        PBX_A,
+        GW_A,
+        &iax(100, a_sees, 5000, 1, 1, IaxSubclass::Hangup, IeList::new()),
+    );
+    assert_eq!(full(&out[0].1).iax_subclass(), Some(IaxSubclass::Inval));
+}
+
+#[test]
+fn no_timestamp_trunks_and_calltoken() {
+    let settings = TrunkSettings {
+        timestamps: false,
+        ..TrunkSettings::default()
+    };
+    let mut pair = Pair::new(settings);
+    // CALLTOKEN from the far PBX comes from call 1 and reaches PBX A as
+    // from call 1; the re-sent NEW maps to the same call.
+    let out = pair.deliver(PBX_A, GW_A, &new_frame(100, "600"));
+    let b_sees = full(&out[0].1).source_call_number().get();
+    let token = IeList::new().with(Ie::calltoken(b"123?abc").unwrap());
+    let out = pair.deliver(
+        PBX_B,
+        GW_B,
+        &iax(1, b_sees, 3, 0, 1, IaxSubclass::CallToken, token),
+    );
+    let f = full(&out[0].1);
+    assert_eq!(
+        (f.source_call_number(), f.dest_call_number()),
+        (CallNumber::STATELESS, cn(100))
+    );
+    let out = pair.deliver(PBX_A, GW_A, &new_frame(100, "600"));
+    assert_eq!(
+        full(&out[0].1).source_call_number().get(),
+        b_sees,
+        "same call, same number"
+    );
+    assert_eq!(pair.a.relay().active_calls(), 1);
+    let out = pair.deliver(
+        PBX_B,
+        GW_B,
+        &iax(200, b_sees, 10, 0, 1, IaxSubclass::Accept, IeList::new()),
+    );
+    assert_eq!(out.len(), 1);
+
+    let mini = MiniFrameRepr {
+        source_call_number: cn(100),
+        timestamp: Timestamp16(40),
+        payload: vec![1; 20],
+    };
+    let mut buf = vec![0; mini.buffer_len()];
+    mini.emit(&mut buf).unwrap();
+    pair.deliver(PBX_A, GW_A, &buf);
+    let out = pair.advance(20);
+    assert_eq!(out.len(), 1);
+    assert_eq!(
+        MiniFrame::new_checked(&out[0].1[..]).unwrap().payload(),
+        &[1; 20][..]
+    );
+    check(&pair);
+}
+
+#[test]
+fn strangers_unrouted_and_transfers() {
+    let mut pair = Pair::new(TrunkSettings::default());
+    // A stranger's NEW is dropped silently.
+    assert!(pair
+        .deliver("10.9.9.9:4569", GW_A, &new_frame(100, "600"))
+        .is_empty());
+    assert_eq!(pair.a.counters().snapshot().drops(DropReason::Stranger), 1);
+    // An unrouted number gets a stateless REJECT, and no state is kept.
+    let out = pair.deliver(PBX_A, GW_A, &new_frame(100, "700"));
+    let f = full(&out[0].1);
+    assert_eq!(
+        (out[0].0, f.iax_subclass(), f.source_call_number()),
+        (
+            addr(PBX_A),
+            Some(IaxSubclass::Reject),
+            CallNumber::STATELESS
+        )
+    );
+    assert_eq!(pair.a.relay().active_calls(), 0);
+
+    let (a_sees, b_sees) = set_up(&mut pair);
+    // B sends TXREQ (o1 i1): A never sees it; B gets TXREJ (o1 i2).
+    let out = pair.deliver(
+        PBX_B,
+        GW_B,
+        &iax(200, b_sees, 100, 1, 1, IaxSubclass::TxReq, IeList::new()),
+    );
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].0, addr(PBX_B));
+    let rej = full(&out[0].1);
+    assert_eq!(rej.iax_subclass(), Some(IaxSubclass::TxRej));
+    assert_eq!(
+        (rej.source_call_number(), rej.dest_call_number()),
+        (cn(b_sees), cn(200))
+    );
+    assert_eq!((rej.oseqno(), rej.iseqno()), (SeqNo(1), SeqNo(2)));
+    // B's next frame (o2 i2) reaches A as o1 i1: no gap for A.
+    let out = pair.deliver(
+        PBX_B,
+        GW_B,
+        &iax(200, b_sees, 200, 2, 2, IaxSubclass::Ping, IeList::new()),
+    );
+    let f = full(&out[0].1);
+    assert_eq!(
+        (f.frame_type(), f.oseqno(), f.iseqno()),
+        (FrameType::Iax, SeqNo(1), SeqNo(1))
+    );
+    // A's reply (o1 i2) reaches B as o2 i3: B saw our TXREJ as A's o1.
+    let out = pair.deliver(
+        PBX_A,
+        GW_A,
+        &iax(100, a_sees, 200, 1, 2, IaxSubclass::Pong, IeList::new()),
+    );
+    let f = full(&out[0].1);
+    assert_eq!((f.oseqno(), f.iseqno()), (SeqNo(2), SeqNo(3)));
+    assert_eq!(pair.b.counters().snapshot().transfers_refused, 1);
+
+    // A trunk frame from the PBX (not a trunk peer) is refused.
+    let mut t = vec![0, 0, 1, 1, 0, 0, 0, 0];
+    t.extend_from_slice(&[0, 2, 0, 100, 0, 0, 7, 7]);
+    assert!(pair.deliver(PBX_A, GW_A, &t).is_empty());
+    assert_eq!(
+        pair.a
+            .counters()
+            .snapshot()
+            .drops(DropReason::TrunkNotAllowed),
+        1
+    );
+    check(&pair);
+}
+
+#[test]
+fn idle_and_unanswered_calls_are_reaped() {
+    let mut pair = Pair::new(TrunkSettings::default());
+    set_up(&mut pair);
+    pair.deliver(PBX_A, GW_A, &new_frame(300, "601")); // never answered
+    assert_eq!(pair.a.relay().active_calls(), 2);
+    pair.advance(45_000);
+    assert_eq!(
+        pair.a.relay().active_calls(),
+        1,
+        "unanswered call reaped after the setup timeout"
+    );
+    pair.advance(20_000);
+    assert_eq!(pair.a.relay().active_calls(), 0, "idle call reaped");
+    assert_eq!(pair.a.counters().snapshot().calls_reaped, 2);
+    check(&pair);
+}
+
+#[test]
+fn trunk_frames_fill_the_mtu() {
+    let mut pair = Pair::new(TrunkSettings::default());
+    let mut calls = Vec::new();
+    for k in 0..20u16 {
+        let out = pair.deliver(PBX_A, GW_A, &new_frame(100 + k, "600"));
+        let b_sees = full(&out[0].1).source_call_number().get();
+        pair.deliver(
+            PBX_B,
+            GW_B,
+            &iax(
+                500 + k,
+                b_sees,
+                10,
+                0,
+                1,
+                IaxSubclass::Accept,
+                IeList::new(),
+            ),
+        );
+        calls.push(100 + k);
+    }
+    let before = pair.a.counters().snapshot();
+    for &c in &calls {
+        let mini = MiniFrameRepr {
+            source_call_number: cn(c),
+            timestamp: Timestamp16(20),
+            payload: vec![0xff; 160],
+        };
+        let mut buf = vec![0; mini.buffer_len()];
+        mini.emit(&mut buf).unwrap();
+        pair.deliver(PBX_A, GW_A, &buf);
+    }
+    let out = pair.advance(20);
+    assert_eq!(out.len(), 20);
+    let after = pair.a.counters().snapshot();
+    // 166-byte entries in 1240-byte frames: 7 per frame, so 3 frames.
+    assert_eq!(after.tx_trunk_frames - before.tx_trunk_frames, 3);
+}
