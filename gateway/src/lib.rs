@@ -22,6 +22,9 @@
 pub mod batch;
 pub mod clock;
 mod ratelimit;
+pub mod runtime;
 pub mod socket;
+mod worker;
 
 pub use batch::{IoCounters, IoSnapshot};
+pub use runtime::{start, GatewayHandle};
