@@ -792,6 +792,21 @@ impl Endpoint {
         self.events.push_back(Event::Ended { call: id });
     }
 
+    /// Pops timer entries of calls that are gone or re-armed, so that
+    /// [`poll_timeout`](Self::poll_timeout) does not report them. Only run
+    /// when no call is out of its slot.
+    fn prune_timers(&mut self) {
+        while let Some(&Reverse((t, id, local))) = self.timers.peek() {
+            let live = self.slots[usize::from(local)]
+                .as_ref()
+                .is_some_and(|c| c.id.0 == id && c.timer_at == Some(t));
+            if live {
+                break;
+            }
+            self.timers.pop();
+        }
+    }
+
     fn take_call(&mut self, id: CallId) -> Option<Box<Call>> {
         let local = *self.by_id.get(&id)?;
         self.slots[usize::from(local)].take()
@@ -835,6 +850,7 @@ impl Endpoint {
         call.new_ies = Some(ies);
         let id = call.id;
         self.put_back(call, Disposition::Keep, now);
+        self.prune_timers();
         Some(id)
     }
 
@@ -854,6 +870,7 @@ impl Endpoint {
         c.send_other(now, out, FrameType::DtmfBegin, sub, &[]);
         c.send_other(now, out, FrameType::Dtmf, sub, &[]);
         self.put_back(c, Disposition::Keep, now);
+        self.prune_timers();
         true
     }
 
@@ -874,6 +891,7 @@ impl Endpoint {
         payload.push(0);
         c.send_other(now, out, FrameType::Text, Subclass(0), &payload);
         self.put_back(c, Disposition::Keep, now);
+        self.prune_timers();
         true
     }
 
@@ -897,6 +915,7 @@ impl Endpoint {
         Self::end_call_with(&mut c, now, out, IaxSubclass::Hangup, cause_code);
         c.end(EndReason::HungUpLocally(cause_code));
         self.put_back(c, Disposition::Keep, now);
+        self.prune_timers();
         true
     }
 
@@ -919,6 +938,7 @@ impl Endpoint {
             c.start_media(now);
         }
         self.put_back(c, Disposition::Keep, now);
+        self.prune_timers();
         ok
     }
 
@@ -929,6 +949,7 @@ impl Endpoint {
         };
         c.tx.active = false;
         self.put_back(c, Disposition::Keep, now);
+        self.prune_timers();
         true
     }
 
@@ -958,6 +979,7 @@ impl Endpoint {
             let d = self.on_call_timer(&mut call, now, out);
             self.put_back(call, d, now);
         }
+        self.prune_timers();
     }
 
     fn on_call_timer(
@@ -1058,6 +1080,7 @@ impl Endpoint {
             Ok(Frame::MetaTrunk(t)) => self.on_trunk(now, from, t, out),
             Ok(Frame::VideoMini(_) | Frame::Meta(_)) => self.stats.ignored += 1,
         }
+        self.prune_timers();
     }
 
     fn on_trunk(
