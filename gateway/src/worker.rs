@@ -451,12 +451,15 @@ mod tests {
             let (n, from) = c.recv_from(&mut buf).unwrap();
             assert_eq!((&buf[..n], from), (&(i as u32).to_be_bytes()[..], addr));
         }
-        assert_eq!(worker.counters().snapshot().rx_datagrams, total as u64);
-        let io = worker.io().snapshot();
+        // Read the counters once the thread ended: an echo can reach the
+        // client before the worker stores its count.
+        let (counters, io) = (Arc::clone(worker.counters()), Arc::clone(worker.io()));
+        stop_within(worker, &stop, Duration::from_secs(2));
+        assert_eq!(counters.snapshot().rx_datagrams, total as u64);
+        let io = io.snapshot();
         assert_eq!(io.sent_datagrams, total as u64);
         // Batched: far fewer syscalls than datagrams.
         assert!(io.recv_syscalls < total as u64 / 8, "{io:?}");
-        stop_within(worker, &stop, Duration::from_secs(2));
     }
 
     #[test]
