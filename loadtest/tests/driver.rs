@@ -1,0 +1,77 @@
+//! Two endpoints on real loopback UDP sockets, each run by a driver thread.
+
+use std::net::UdpSocket;
+use std::time::Duration;
+
+use iax2_loadtest::driver::{spawn_udp, DriverConfig, DriverHandle};
+use iax2_loadtest::{Endpoint, EndpointConfig, Event};
+
+/// Polls `cond` until it holds; fails the test after `limit`.
+fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
+    let end = std::time::Instant::now() + limit;
+    while !cond() {
+        assert!(
+            std::time::Instant::now() < end,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A driver on a fresh loopback socket. Both ends know the secret; the
+/// callee also demands call tokens.
+fn driver(seed: u64, callee: bool, origin: std::time::Instant) -> DriverHandle {
+    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind loopback");
+    let mut cfg = EndpointConfig::new(socket.local_addr().expect("local addr"), seed);
+    cfg.secret = Some("s3cret".into());
+    cfg.require_calltoken = callee;
+    let dc = DriverConfig {
+        origin,
+        ..DriverConfig::default()
+    };
+    spawn_udp(Endpoint::new(cfg), socket, dc).expect("spawn driver")
+}
+
+#[test]
+fn twenty_calls_for_two_seconds_over_loopback() {
+    // One clock origin for both, so one-way latency is measurable.
+    let origin = std::time::Instant::now();
+    let a = driver(1, false, origin);
+    let b = driver(2, true, origin);
+
+    let ids = a.originate(b.local_addr(), "2001", 20);
+    assert_eq!(ids.len(), 20);
+    wait_for("20 answered calls", Duration::from_secs(20), || {
+        a.stats().calls_answered == 20 && b.stats().calls_answered == 20
+    });
+    // The workload: two seconds of voice both ways.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(a.hangup_all(16), 20);
+    wait_for("all calls released", Duration::from_secs(20), || {
+        a.active_calls() == 0 && b.active_calls() == 0
+    });
+    let (ev_a, ev_b) = (a.take_events(), b.take_events());
+    let answered = |ev: &[Event]| {
+        ev.iter()
+            .filter(|e| matches!(e, Event::Answered { .. }))
+            .count()
+    };
+    let hung_up = ev_b
+        .iter()
+        .filter(|e| matches!(e, Event::HungUp { cause_code: 16, .. }))
+        .count();
+    assert_eq!((answered(&ev_a), answered(&ev_b), hung_up), (20, 20, 20));
+    for s in [a.stats(), b.stats()] {
+        assert_eq!(s.calls_ended, 20);
+        assert!(s.voice_received > 20 * 50, "{}", s.voice_received);
+        assert_eq!(s.voice_corrupt, 0);
+        assert_eq!(s.voice_duplicates, 0);
+        assert_eq!(s.voice_lost, 0);
+        assert_eq!(s.malformed, 0);
+    }
+    assert_eq!(b.stats().calltoken_challenges, 20);
+    let (ep, ds) = a.stop().expect("driver thread joined");
+    assert_eq!(ep.active_calls(), 0);
+    assert_eq!(ds.send_errors, 0);
+    assert!(ds.received > 0);
+}
