@@ -331,6 +331,12 @@ impl SendBatch {
                 return Flush::Blocked;
             }
             match self.send_some(socket) {
+                Ok(0) => {
+                    // Not expected with datagrams queued; drop the head so
+                    // the loop always makes progress.
+                    self.io.send_errors.add(1);
+                    self.advance(1);
+                }
                 Ok(n) => {
                     self.io.send_syscalls.add(1);
                     self.io.sent_datagrams.add(n as u64);

@@ -10,6 +10,7 @@
 //! configuration. Logs go to stderr; `RUST_LOG` filters them (default
 //! `info`).
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -119,6 +120,8 @@ fn init_logging() {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // No colour codes in journald or a log file.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 }
 
@@ -144,7 +147,11 @@ fn log_final(c: &CounterSnapshot) {
         calls_created = c.calls_created,
         calls_ended = c.calls_ended,
         calls_reaped = c.calls_reaped,
-        drops = %drops.join(" "),
+        drops = if drops.is_empty() {
+            "none".to_owned()
+        } else {
+            drops.join(" ")
+        },
         "gateway stopped"
     );
 }

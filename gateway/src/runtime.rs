@@ -40,10 +40,11 @@ pub fn start(config: &Config) -> io::Result<GatewayHandle> {
     let relay = Arc::new(Relay::new(config, clock::now(), seed));
     let first = socket::bind(config.listen, DEFAULT_BUFFER_BYTES)?;
     let local_addr = first.socket.local_addr()?;
-    if first.recv_buffer < DEFAULT_BUFFER_BYTES {
+    let (recv_buffer, send_buffer) = (granted(first.recv_buffer), granted(first.send_buffer));
+    if recv_buffer < DEFAULT_BUFFER_BYTES {
         tracing::warn!(
             requested = DEFAULT_BUFFER_BYTES,
-            granted = first.recv_buffer,
+            granted = recv_buffer,
             "socket receive buffer smaller than requested; raise net.core.rmem_max"
         );
     }
@@ -71,8 +72,8 @@ pub fn start(config: &Config) -> io::Result<GatewayHandle> {
         workers,
         peers = config.peers.len(),
         routes = config.routes.len(),
-        recv_buffer = first.recv_buffer,
-        send_buffer = first.send_buffer,
+        recv_buffer,
+        send_buffer,
         "gateway started"
     );
     Ok(handle)
@@ -135,6 +136,16 @@ impl Drop for GatewayHandle {
         if !self.stop.load(Ordering::Acquire) {
             self.shutdown();
         }
+    }
+}
+
+/// The buffer size the kernel granted, from the one it reports: Linux
+/// reports twice the grant (the other half is its bookkeeping allowance).
+fn granted(reported: usize) -> usize {
+    if cfg!(target_os = "linux") {
+        reported / 2
+    } else {
+        reported
     }
 }
 
