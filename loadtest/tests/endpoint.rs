@@ -890,3 +890,137 @@ fn garbage_never_panics_and_is_counted() {
     assert!(st.malformed >= 4);
     assert_eq!(st.datagrams_received, junk.len() as u64);
 }
+
+#[test]
+fn voice_in_trunk_frames_of_both_layouts_is_received() {
+    use iax2_loadtest::endpoint::media;
+    use trunk_core::wire::{FrameRepr, MetaTrunkFrameRepr, Subclass, Timestamp16, TrunkEntryRepr};
+
+    let mut s = Scripted::new(cfg(B, 34));
+    let r = s.exchange(&iax(900, 0, 10, 0, 0, IaxSubclass::New, new_ies()));
+    let accept = parse(&r[0]);
+    let bn = accept.source_call_number.get();
+    let cb = s.b.call_ids()[0];
+    let now = s.net.now();
+    // The first voice frame is a full one (it tells B the codec).
+    let mut voice = FullFrameRepr::iax(
+        cn(900),
+        cn(bn),
+        100,
+        SeqNo(1),
+        SeqNo(3),
+        IaxSubclass::Ack,
+        IeList::new(),
+    );
+    voice.frame_type = FrameType::Voice;
+    voice.subclass = Subclass(0x04);
+    voice.payload = trunk_core::wire::FullFramePayload::Raw(media::payload(160, 0, now));
+    s.exchange(&voice.to_vec());
+    let entry = |seq: u32, ts: Option<u16>| TrunkEntryRepr {
+        call_number: cn(900),
+        flag: false,
+        timestamp: ts.map(Timestamp16),
+        payload: media::payload(160, seq, now),
+    };
+    let with_ts = FrameRepr::MetaTrunk(MetaTrunkFrameRepr {
+        command_data: 1,
+        trunk_timestamp: 5000,
+        entries: vec![entry(1, Some(120)), entry(2, Some(140))],
+    });
+    s.exchange(&with_ts.to_vec().unwrap());
+    let without_ts = FrameRepr::MetaTrunk(MetaTrunkFrameRepr {
+        command_data: 0,
+        trunk_timestamp: 0,
+        entries: vec![entry(3, None)],
+    });
+    s.exchange(&without_ts.to_vec().unwrap());
+    // An entry for a call B does not know is counted, not delivered.
+    let stranger = FrameRepr::MetaTrunk(MetaTrunkFrameRepr {
+        command_data: 1,
+        trunk_timestamp: 5020,
+        entries: vec![TrunkEntryRepr {
+            call_number: cn(901),
+            ..entry(4, Some(160))
+        }],
+    });
+    s.exchange(&stranger.to_vec().unwrap());
+
+    let rx = &s.b.call_stats(cb).unwrap().rx;
+    assert_eq!((rx.received, rx.lost(), rx.corrupt), (4, 0, 0));
+    let got = s.b.received_media(cb).unwrap();
+    let ts: Vec<u32> = got.iter().map(|f| f.ts).collect();
+    // Without per-entry timestamps the time comes from the trunk clock:
+    // the NEW (ts 10) arrived 30 ms before this frame, on B's clock.
+    assert_eq!(ts, vec![100, 120, 140, 40]);
+    assert_eq!(s.b.stats().unknown_call_media, 1);
+}
+
+#[test]
+fn mutated_frames_of_a_live_call_never_panic() {
+    use trunk_core::transmit::VecTransmit;
+
+    let mut a = cfg(A, 35);
+    a.secret = Some("x".into());
+    let mut b = cfg(B, 36);
+    b.secret = Some("x".into());
+    b.require_calltoken = true;
+    let mut w = World::new(a, b);
+    let (ca, _cb) = w.answered_call();
+    w.run_for(Duration::from_millis(300));
+    let now = w.net.now();
+    w.a.send_dtmf(now, ca, '1', &mut w.net.sender(addr(A)));
+    w.a.send_text(now, ca, "t", &mut w.net.sender(addr(A)));
+    w.run_for(Duration::from_millis(100));
+    let cap: Vec<Datagram> = w.net.take_capture().into_iter().map(|(d, _)| d).collect();
+    assert!(cap.len() > 50);
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut rnd = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut sink = VecTransmit::new();
+    let mut t = w.net.now();
+    for round in 0..20 {
+        for d in &cap {
+            let mut bytes = d.bytes.clone();
+            // Keep the call numbers so the mutants reach the live calls.
+            for _ in 0..1 + rnd() % 3 {
+                let i = 4 + (rnd() as usize) % bytes.len().saturating_sub(4).max(1);
+                if let Some(b) = bytes.get_mut(i) {
+                    *b = rnd() as u8;
+                }
+            }
+            if round % 5 == 4 {
+                bytes.truncate((rnd() as usize) % (bytes.len() + 1));
+            }
+            t += Duration::from_micros(100);
+            let (ep, from) = if d.to == addr(A) {
+                (&mut w.a, addr(B))
+            } else {
+                (&mut w.b, addr(A))
+            };
+            ep.handle_datagram(t, from, &bytes, &mut sink);
+            if ep.poll_timeout().is_some_and(|p| p <= t) {
+                ep.handle_timeout(t, &mut sink);
+            }
+        }
+        sink.take();
+    }
+    // Whatever state the mutants left, the endpoints still run and drain.
+    let mut sink = VecTransmit::new();
+    for ep in [&mut w.a, &mut w.b] {
+        let _ = ep.hangup_all(t, 16, &mut sink);
+        for _ in 0..100 {
+            match ep.poll_timeout() {
+                Some(p) => {
+                    t = t.max(p);
+                    ep.handle_timeout(t, &mut sink);
+                }
+                None => break,
+            }
+        }
+        assert_eq!(ep.active_calls(), 0);
+    }
+}
