@@ -616,9 +616,12 @@ impl Endpoint {
         self.by_id.len()
     }
 
-    /// The ids of the calls currently holding state, in no particular order.
+    /// The ids of the calls currently holding state, oldest first (sorted,
+    /// so that iterating them keeps a run deterministic).
     pub fn call_ids(&self) -> Vec<CallId> {
-        self.by_id.keys().copied().collect()
+        let mut ids: Vec<CallId> = self.by_id.keys().copied().collect();
+        ids.sort_unstable();
+        ids
     }
 
     /// The next event, oldest first.
@@ -666,9 +669,11 @@ impl Endpoint {
         }
     }
 
-    /// Takes the records of every ended call kept so far.
+    /// Takes the records of every ended call kept so far, oldest first.
     pub fn take_ended(&mut self) -> Vec<EndedCall> {
-        self.ended.drain().map(|(_, e)| e).collect()
+        let mut v: Vec<EndedCall> = self.ended.drain().map(|(_, e)| e).collect();
+        v.sort_unstable_by_key(|e| e.stats.id);
+        v
     }
 
     /// Endpoint-wide counters, live calls' media included.
@@ -1511,12 +1516,14 @@ impl Endpoint {
         let Some(sub) = sub else {
             return Disposition::Keep;
         };
-        let ies = match IeBlock::new_checked(f.payload()) {
-            Ok(ies) => ies,
-            Err(_) => {
-                self.stats.malformed += 1;
-                IeBlock::new_checked(&[]).unwrap_or_else(|_| unreachable!())
-            }
+        // A broken IE block still counts as the frame (it was sequenced);
+        // its IEs read as absent.
+        let parsed = IeBlock::new_checked(f.payload()).or_else(|_| {
+            self.stats.malformed += 1;
+            IeBlock::new_checked(&[])
+        });
+        let Ok(ies) = parsed else {
+            return Disposition::Keep;
         };
         match sub {
             IaxSubclass::New => {
