@@ -1047,3 +1047,41 @@ fn same_seeds_same_datagrams() {
     assert!(one.len() > 1000);
     assert!(one == two, "two runs with the same seeds differ");
 }
+
+#[test]
+fn expired_call_token_draws_a_stateless_reject_and_the_caller_gives_up() {
+    let mut b = cfg(B, 42);
+    b.require_calltoken = true;
+    let mut w = World::new(cfg(A, 43), b);
+    // Hold the NEW that carries the token for 11 s: past the token's life.
+    w.net.set_filter(|d| {
+        let carries_token = full(d)
+            .filter(|f| f.iax_subclass() == Some(IaxSubclass::New))
+            .and_then(|f| {
+                IeBlock::new_checked(f.payload())
+                    .ok()
+                    .and_then(|ies| ies.calltoken().map(|t| !t.is_empty()))
+            })
+            .unwrap_or(false);
+        if carries_token {
+            Verdict::Delay(Duration::from_secs(11))
+        } else {
+            Verdict::Deliver
+        }
+    });
+    let ca = w.originate("2001");
+    w.run_for(Duration::from_secs(15));
+    assert!(w.ev_a.contains(&Event::Rejected {
+        call: ca,
+        cause_code: 21,
+        cause: "Call token required or invalid".into()
+    }));
+    assert_eq!(w.ev_a.last(), Some(&Event::Ended { call: ca }));
+    assert!(w.ev_b.is_empty());
+    // The NEW and its retransmission 2 s later were both held past the
+    // token's life; the REJECT of the second finds no call at A and is
+    // dropped there (no INVAL answers a frame from call 1).
+    assert_eq!(w.b.stats().calltoken_rejects, 2);
+    assert_eq!(w.a.stats().invals_sent, 0);
+    assert_eq!((w.a.active_calls(), w.b.active_calls()), (0, 0));
+}
