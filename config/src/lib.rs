@@ -43,7 +43,8 @@
 //!   accepted too (any case), as serde-saphyr reads them.
 //! - Addresses are IP literals, never host names: `192.0.2.1`,
 //!   `192.0.2.1:4570`, `::1`, `"[::1]:4570"` (quote a bracketed IPv6
-//!   address: a bare `[` starts a YAML list). The port defaults to 4569.
+//!   address, a bare `[` starts a YAML list, and `"::"`, whose final colon
+//!   YAML would take for a key). The port defaults to 4569.
 //! - `prefix` takes a string or an integer; an integer is taken as written
 //!   (`prefix: 0044` is the prefix `0044`). Quote prefixes starting with
 //!   `*` or `#`, which YAML reads as an alias or a comment.
@@ -57,7 +58,7 @@
 //!
 //! Files over [`MAX_FILE_BYTES`] (1 MiB) are refused before parsing, and
 //! serde-saphyr runs with a budget sized for configuration files (nesting
-//! up to 16 levels, 100 000 nodes, 1 000 aliases with bounded replay) so
+//! up to 16 levels, 100 000 nodes, 10 000 aliases expanding to at most 100 000 values) so
 //! alias bombs and deep nesting fail fast with an error. Only one YAML
 //! document is read.
 #![forbid(unsafe_code)]

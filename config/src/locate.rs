@@ -242,13 +242,21 @@ pub(crate) fn locate(text: &str, line: u64, column: u64, pick: Pick) -> Located 
     out
 }
 
-/// `text` cut to `max` characters (with `...`), control characters escaped.
+/// `text` cut to `max` characters (with `...`), control characters
+/// escaped (`\n`, `\u{0}`) so a message stays on one line.
 pub(crate) fn shorten(text: &str, max: usize) -> String {
-    let mut out: String = text.chars().take(max).collect();
+    let mut out = String::new();
+    for c in text.chars().take(max) {
+        if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
     if text.chars().nth(max).is_some() {
         out.push_str("...");
     }
-    out.escape_debug().to_string()
+    out
 }
 
 #[cfg(test)]

@@ -32,11 +32,11 @@ fn options() -> serde_saphyr::Options {
             max_documents: 1,
             max_total_scalar_bytes: MAX_FILE_BYTES,
             max_merge_keys: 1_000,
-            max_recorded_anchor_events: 100_000,
+            max_recorded_anchor_events: 20_000,
             max_recorded_anchor_bytes: MAX_FILE_BYTES,
         },
         alias_limits: serde_saphyr::alias_limits! {
-            max_total_replayed_events: 200_000,
+            max_total_replayed_events: 100_000,
             max_replay_stack_depth: MAX_DEPTH,
             max_alias_expansions_per_anchor: 10_000,
         },
@@ -233,7 +233,7 @@ fn convert(err: &YamlError, text: &str, origin: &str) -> ConfigError {
 
 /// The limits of [`options`], in words.
 const LIMITS: &str =
-    "nesting up to 16 levels, 100000 values, 10000 aliases expanding to 200000 values";
+    "nesting up to 16 levels, 100000 values, 10000 aliases expanding to 100000 values";
 
 /// A budget breach in words.
 fn describe_breach(breach: &BudgetBreach) -> String {
@@ -247,6 +247,9 @@ fn describe_breach(breach: &BudgetBreach) -> String {
         BudgetBreach::AliasAnchorRatio { aliases, anchors } => {
             format!("{aliases} aliases for {anchors} anchors")
         }
+        BudgetBreach::RecordedAnchorEvents {
+            recorded_anchor_events,
+        } => format!("anchors and merges copying {recorded_anchor_events} values"),
         other => format!("{other:?}"),
     }
 }

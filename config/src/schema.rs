@@ -15,7 +15,8 @@ const fn expect(noun: &'static str, allowed: &'static str) -> Expect {
     Expect { noun, allowed }
 }
 
-pub(crate) const LISTEN: &str = "an IP address with optional :port, e.g. 0.0.0.0:4569 or [::]:4569";
+pub(crate) const LISTEN: &str =
+    "an IP address with optional :port, e.g. 0.0.0.0:4569 or \"[::]:4569\" (quoted)";
 pub(crate) const HOST: &str = "an IP address with optional :port, or dynamic";
 pub(crate) const WORKERS: &str = "1 to 256 (threads)";
 pub(crate) const TRUNKFREQ: &str = "10 to 1000 (milliseconds)";

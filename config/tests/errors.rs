@@ -1,0 +1,634 @@
+//! Every kind of configuration error, with its exact position, key path and
+//! wording; the defaults; the example files.
+#![allow(clippy::unwrap_used)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use iax2_config::{
+    from_yaml_str, load, CalledPrefix, Config, ConfigError, ErrorKind, PeerHost, PeerKind,
+    PeerName, Timeouts, TrunkFreq, TrunkMtu, TrunkSettings, MAX_FILE_BYTES,
+};
+
+/// A small valid file the cases below break one key at a time.
+const BASE: &str = "\
+peers:
+  pbx:
+    host: 10.0.0.1
+    kind: pbx
+  gw:
+    host: 10.0.0.2:4570
+    kind: gateway
+    trunk: true
+routes:
+  - from: pbx
+    to: gw
+";
+
+fn err(text: &str) -> ConfigError {
+    match from_yaml_str(text, "site.yaml") {
+        Ok(c) => panic!("accepted:\n{text}\nas {c:?}"),
+        Err(e) => e,
+    }
+}
+
+/// `text` with `old` replaced once (which must be there).
+fn with(old: &str, new: &str) -> String {
+    assert!(BASE.contains(old), "{old:?} not in BASE");
+    BASE.replacen(old, new, 1)
+}
+
+fn example(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples")
+        .join(name)
+}
+
+#[test]
+fn unknown_top_level_key() {
+    let e = err(&format!("listen: 0.0.0.0\nbogus: 1\n{BASE}"));
+    assert_eq!(
+        e.to_string(),
+        "site.yaml:2:1: bogus: unknown key `bogus`; allowed: the keys listen, workers, \
+         trunkfreq, trunkmtu, trunktimestamps, timeouts, peers, routes"
+    );
+    assert_eq!((e.line, e.column), (2, 1));
+    assert_eq!(e.key_path, "bogus");
+    assert_eq!(e.kind, ErrorKind::UnknownKey);
+}
+
+#[test]
+fn unknown_key_in_a_peer() {
+    let e = err(&with("kind: gateway", "kind: gateway\n    secret: x"));
+    assert_eq!(
+        e.to_string(),
+        "site.yaml:8:5: peers.gw.secret: unknown key `secret`; allowed: the keys host, kind, \
+         trunk, trunkfreq, trunkmtu, trunktimestamps, permit, deny, maxcalls"
+    );
+    assert_eq!(e.file, "site.yaml");
+    assert_eq!(e.message, "unknown key `secret`");
+}
+
+#[test]
+fn unknown_key_in_timeouts_and_routes() {
+    let e = err(&format!("timeouts:\n  idle: 5\n{BASE}"));
+    assert_eq!(
+        (e.line, e.column, e.key_path.as_str()),
+        (2, 3, "timeouts.idle")
+    );
+    assert!(e
+        .allowed
+        .unwrap()
+        .contains("call_idle, setup, hangup_linger, callno_quarantine"));
+    let e = err(&with("    to: gw", "    to: gw\n    via: pbx"));
+    assert_eq!(
+        (e.line, e.column, e.key_path.as_str()),
+        (12, 5, "routes[0].via")
+    );
+    assert_eq!(e.allowed.as_deref(), Some("the keys from, prefix, to"));
+}
+
+#[test]
+fn bad_addresses() {
+    let e = err(&with("10.0.0.1", "pbx.example.com"));
+    assert_eq!(
+        e.to_string(),
+        "site.yaml:3:11: peers.pbx.host: `pbx.example.com` is not an IP address (host names \
+         are not resolved); allowed: an IP address with optional :port, or dynamic"
+    );
+    assert_eq!(e.kind, ErrorKind::Invalid);
+
+    let e = err(&with("10.0.0.1", "10.0.0.1:0"));
+    assert_eq!((e.line, e.column), (3, 11));
+    assert!(e.message.contains("port 0"), "{e}");
+
+    let e = err(&with("10.0.0.2:4570", "10.0.0.2:70000"));
+    assert_eq!(
+        (e.line, e.column, e.key_path.as_str()),
+        (6, 11, "peers.gw.host")
+    );
+
+    let e = err(&format!("listen: 0.0.0.0:x\n{BASE}"));
+    assert_eq!(
+        e.to_string(),
+        "site.yaml:1:9: listen: `0.0.0.0:x` is not an IP address with optional port; \
+         allowed: an IP address with optional :port, e.g. 0.0.0.0:4569 or \"[::]:4569\" (quoted)"
+    );
+
+    let e = err(&with(
+        "kind: pbx",
+        "kind: pbx\n    permit: [10.0.0.0/8, 10.0.0.0/33]",
+    ));
+    assert_eq!(
+        e.to_string(),
+        "site.yaml:5:26: peers.pbx.permit[1]: `10.0.0.0/33` is not an IP range; allowed: an \
+         IP range such as 10.0.0.0/8 or 2001:db8::/32, or one IP address"
+    );
+}
+
+#[test]
+fn route_to_a_missing_peer() {
+    let e = err(&with("to: gw", "to: gw-b"));
+    assert_eq!(
+        e.to_string(),
+        "site.yaml:11:9: routes[0].to: there is no peer named `gw-b`; allowed: the name of a \
+         peer under peers: pbx, gw"
+    );
+    let e = err(&with("from: pbx", "from: nobody"));
+    assert_eq!(
+        (e.line, e.column, e.key_path.as_str()),
+        (10, 11, "routes[0].from")
+    );
+}
+
+#[test]
+fn route_back_to_its_source() {
+    let e = err(&with("from: pbx", "from: gw"));
+    assert_eq!(
+        e.to_string(),
+        "site.yaml:11:9: routes[0].to: the route sends calls from `gw` back to `gw`; allowed: \
+         a to peer other than the from peer"
+    );
+}
+
+#[test]
+fn trunkfreq_out_of_range() {
+    let e = err(&with("trunk: true", "trunk: true\n    trunkfreq: 5"));
+    assert_eq!(
+        e.to_string(),
+        "site.yaml:9:16: peers.gw.trunkfreq: 5 is out of range; allowed: 10 to 1000 (milliseconds)"
+    );
+    assert_eq!(e.kind, ErrorKind::Invalid);
+    assert_eq!(e.message, "5 is out of range");
+    assert_eq!(e.allowed.as_deref(), Some("10 to 1000 (milliseconds)"));
+
+    let e = err(&format!("trunkfreq: 1001\n{BASE}"));
+    assert_eq!(
+        (e.line, e.column, e.key_path.as_str()),
+        (1, 12, "trunkfreq")
+    );
+    let e = err(&format!("trunkmtu: -1\n{BASE}"));
+    assert_eq!(
+        e.to_string(),
+        "site.yaml:1:11: trunkmtu: -1 is out of range; allowed: 172 to 4000 (bytes)"
+    );
+}
+
+#[test]
+fn trunk_keys_need_trunk_true() {
+    let e = err(&with("kind: pbx", "kind: pbx\n    trunkmtu: 1400"));
+    assert_eq!(
+        e.to_string(),
+        "site.yaml:5:15: peers.pbx.trunkmtu: trunkmtu applies to trunk peers only, and this \
+         peer has no trunk: true; allowed: trunk: true on this peer, or no trunkmtu"
+    );
+}
+
+#[test]
+fn other_ranges() {
+    let cases = [
+        ("workers: 0\n", 1, 10, "workers", "1 to 256 (threads)"),
+        ("workers: 257\n", 1, 10, "workers", "1 to 256 (threads)"),
+        (
+            "timeouts:\n  setup: 0\n",
+            2,
+            10,
+            "timeouts.setup",
+            "1 to 86400 (seconds)",
+        ),
+        (
+            "timeouts:\n  call_idle: 86401\n",
+            2,
+            14,
+            "timeouts.call_idle",
+            "1 to 86400 (seconds)",
+        ),
+    ];
+    for (head, line, column, path, allowed) in cases {
+        let e = err(&format!("{head}{BASE}"));
+        assert_eq!(
+            (e.line, e.column, e.key_path.as_str()),
+            (line, column, path),
+            "{e}"
+        );
+        assert_eq!(e.allowed.as_deref(), Some(allowed));
+    }
+    let e = err(&with("kind: pbx", "kind: pbx\n    maxcalls: 32768"));
+    assert_eq!(
+        e.to_string(),
+        "site.yaml:5:15: peers.pbx.maxcalls: 32768 is out of range; allowed: 1 to 32767 (calls)"
+    );
+}
+
+#[test]
+fn wrong_types() {
+    let e = err(&with("trunk: true", "trunk: maybe"));
+    assert_eq!(
+        e.to_string(),
+        "site.yaml:8:12: peers.gw.trunk: expected a boolean, found `maybe`; allowed: true or \
+         false (also yes/no, on/off)"
+    );
+    assert_eq!(e.kind, ErrorKind::WrongType);
+
+    let e = err(&with("kind: pbx", "kind: pbx\n    maxcalls: lots"));
+    assert_eq!(
+        e.to_string(),
+        "site.yaml:5:15: peers.pbx.maxcalls: expected a whole number, found `lots`; allowed: 1 \
+         to 32767 (calls)"
+    );
+
+    let e = err(&with("kind: pbx", "kind: pbx\n    permit: 10.0.0.0/8"));
+    assert_eq!(
+        e.to_string(),
+        "site.yaml:5:13: peers.pbx.permit: expected a list, found `10.0.0.0/8`; allowed: a \
+         list of IP ranges, e.g. [10.0.0.0/8, 192.0.2.7]"
+    );
+
+    let e = err(&format!("timeouts: 5\n{BASE}"));
+    assert_eq!((e.line, e.column, e.key_path.as_str()), (1, 11, "timeouts"));
+    assert_eq!(e.message, "expected a map, found `5`");
+
+    let e = err("peers: [pbx]\nroutes: [{to: pbx}]\n");
+    assert_eq!(
+        e.to_string(),
+        "site.yaml:1:8: peers: expected a map, found a list; allowed: a map of peer names to \
+         peer settings, at least one peer"
+    );
+
+    let e = err("- peers\n");
+    assert_eq!(e.key_path, "");
+    assert_eq!((e.line, e.column), (1, 1));
+    assert!(e
+        .to_string()
+        .starts_with("site.yaml:1:1: expected a map, found a list"));
+
+    let e = err(&format!("listen: [::]:4569\n{BASE}"));
+    assert_eq!(
+        e.to_string(),
+        "site.yaml:1:9: listen: expected a single value, found a list; allowed: an IP address \
+         with optional :port, e.g. 0.0.0.0:4569 or \"[::]:4569\" (quoted)"
+    );
+
+    let e = err(&with("kind: pbx", "kind: [pbx]"));
+    assert_eq!(
+        e.to_string(),
+        "site.yaml:4:11: peers.pbx.kind: expected a single value, found a list; allowed: pbx \
+         or gateway"
+    );
+    let e = err(&with("kind: pbx", "kind: pabx"));
+    assert_eq!(
+        e.to_string(),
+        "site.yaml:4:11: peers.pbx.kind: `pabx` is not a peer kind; allowed: pbx or gateway"
+    );
+}
+
+#[test]
+fn missing_keys() {
+    let e = err(&with("    host: 10.0.0.1\n", ""));
+    assert_eq!(
+        e.to_string(),
+        "site.yaml:3:5: peers.pbx.host: this required key is missing; allowed: an IP address \
+         with optional :port, or dynamic"
+    );
+    assert_eq!(e.kind, ErrorKind::MissingKey);
+    let e = err("peers:\n  a:\n    host: 10.0.0.1\n    kind: pbx\n");
+    assert_eq!((e.line, e.column, e.key_path.as_str()), (1, 1, "routes"));
+}
+
+#[test]
+fn duplicate_peer() {
+    let e = err(&with("  gw:\n", "  pbx:\n"));
+    assert_eq!(
+        e.to_string(),
+        "site.yaml:5:3: peers.pbx: peer name `pbx` is defined twice; allowed: each peer name once"
+    );
+    assert_eq!(e.kind, ErrorKind::DuplicateKey);
+    let e = err(&with("kind: pbx", "kind: pbx\n    kind: gateway"));
+    assert_eq!(
+        (e.line, e.column, e.key_path.as_str()),
+        (5, 5, "peers.pbx.kind")
+    );
+}
+
+#[test]
+fn bad_peer_name() {
+    let e = err(&with("  gw:\n", "  \"gw b\":\n"));
+    assert_eq!(
+        e.to_string(),
+        "site.yaml:5:3: peers.gw b: `gw b` is not a valid peer name; allowed: 1 to 64 \
+         characters from A-Z a-z 0-9 _ - ."
+    );
+}
+
+#[test]
+fn duplicate_static_address() {
+    let e = err(&with("10.0.0.2:4570", "10.0.0.1:4569"));
+    assert_eq!(
+        e.to_string(),
+        "site.yaml:6:11: peers.gw.host: 10.0.0.1:4569 is also the host of peer `pbx` (line 3); \
+         allowed: one peer per address: the gateway tells peers apart by source address"
+    );
+    let e = err(&format!("listen: 10.0.0.1\n{BASE}"));
+    assert_eq!(
+        (e.line, e.column, e.key_path.as_str()),
+        (4, 11, "peers.pbx.host")
+    );
+    assert!(e.message.contains("own listen address"), "{e}");
+}
+
+#[test]
+fn dynamic_without_permit() {
+    let e = err(&with("10.0.0.1", "dynamic"));
+    assert_eq!(
+        e.to_string(),
+        "site.yaml:3:11: peers.pbx.host: host: dynamic needs a permit range, otherwise any \
+         address on the internet could claim this peer; allowed: permit: [the peer's source \
+         ranges] with deny: [0.0.0.0/0, ::/0]"
+    );
+    // A permit alone admits everyone (no range matching means admitted).
+    let e = err(&with("10.0.0.1", "dynamic\n    permit: [192.0.2.0/24]"));
+    assert_eq!((e.line, e.column), (3, 11));
+    assert!(e.message.contains("no deny"), "{e}");
+    // With both it loads, and the ACL works as meant.
+    let c = from_yaml_str(
+        &with(
+            "10.0.0.1",
+            "dynamic\n    permit: [192.0.2.0/24]\n    deny: [0.0.0.0/0, \"::/0\"]",
+        ),
+        "site.yaml",
+    )
+    .unwrap();
+    let pbx = c.peer("pbx").unwrap();
+    assert_eq!(pbx.host, PeerHost::Dynamic);
+    assert!(pbx.permits("192.0.2.9".parse().unwrap()));
+    assert!(!pbx.permits("198.51.100.1".parse().unwrap()));
+    assert!(!pbx.permits("2001:db8::1".parse().unwrap()));
+}
+
+#[test]
+fn empty_peers_and_routes() {
+    let e = err("peers: {}\nroutes:\n  - to: a\n");
+    assert_eq!(
+        e.to_string(),
+        "site.yaml:1:8: peers: no peers are defined; allowed: at least one peer"
+    );
+    let e = err("peers:\nroutes:\n  - to: a\n");
+    assert_eq!((e.line, e.column, e.key_path.as_str()), (1, 6, "peers"));
+    assert_eq!(e.message, "expected a map, found an empty value");
+    let e = err(&with(
+        "routes:\n  - from: pbx\n    to: gw\n",
+        "routes: []\n",
+    ));
+    assert_eq!(
+        e.to_string(),
+        "site.yaml:9:9: routes: no routes are defined; allowed: at least one route"
+    );
+}
+
+#[test]
+fn empty_and_broken_files() {
+    for text in ["", "# nothing here\n", "\n\n"] {
+        let e = err(text);
+        assert_eq!(e.kind, ErrorKind::Syntax);
+        assert_eq!(e.message, "the file holds no settings", "{e}");
+        assert!(e.line >= 1 && e.column >= 1);
+    }
+    let e = err("listen: 10.0.0.1\n  bad: indent\npeers: {}\n");
+    assert_eq!(
+        e.to_string(),
+        "site.yaml:2:6: listen: invalid YAML: mapping values are not allowed in this context"
+    );
+    assert_eq!(e.kind, ErrorKind::Syntax);
+    let e = err("listen: \"10.0.0.1\npeers: {}\n");
+    assert_eq!((e.line, e.column, e.kind), (1, 9, ErrorKind::Syntax), "{e}");
+    assert!(e.message.starts_with("invalid YAML: "), "{e}");
+    let e = err(&format!("{BASE}---\n{BASE}"));
+    assert_eq!(
+        e.to_string(),
+        "site.yaml:12:1: more than one YAML document (a second `---`); allowed: one document"
+    );
+}
+
+#[test]
+fn file_too_large() {
+    let big = format!("{BASE}#{}\n", "x".repeat(MAX_FILE_BYTES));
+    let e = err(&big);
+    assert_eq!(e.kind, ErrorKind::TooLarge);
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "site.yaml:1:1: the file is too large ({} bytes); allowed: at most 1048576 bytes (1 MiB)",
+            big.len()
+        )
+    );
+    // Through load too, named by its path.
+    let dir = std::env::temp_dir().join(format!("iax2-config-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("big.yaml");
+    std::fs::write(&path, &big).unwrap();
+    let e = load(&path).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::TooLarge);
+    assert_eq!(e.file, path.display().to_string());
+    assert!(e
+        .to_string()
+        .starts_with(&format!("{}:1:1: ", path.display())));
+    std::fs::write(&path, b"peers:\n  a\xff: 1\n").unwrap();
+    let e = load(&path).unwrap_err();
+    assert_eq!((e.line, e.column, e.kind), (2, 4, ErrorKind::Syntax));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn missing_file() {
+    let e = load(Path::new("/nonexistent/site-z.yaml")).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Io);
+    assert_eq!(e.file, "/nonexistent/site-z.yaml");
+    assert!(
+        e.to_string()
+            .starts_with("/nonexistent/site-z.yaml: cannot open the file: "),
+        "{e}"
+    );
+}
+
+#[test]
+fn parser_limits() {
+    // 10 001 aliases: over the alias budget.
+    let aliases = vec!["*a"; 10_001].join(",");
+    let e = err(&with(
+        "kind: pbx",
+        &format!("kind: pbx\n    permit: [&a 10.0.0.1, {aliases}]"),
+    ));
+    assert_eq!(e.kind, ErrorKind::Limit);
+    assert_eq!(e.line, 5);
+    assert!(e.message.contains("10001 aliases"), "{e}");
+    // Deep nesting.
+    let deep = format!("{}1{}\n", "[".repeat(100), "]".repeat(100));
+    let e = err(&deep);
+    assert_eq!(e.kind, ErrorKind::Limit, "{e}");
+    assert_eq!(e.line, 1);
+    // An exponential bomb of merge keys, every level ten times the last.
+    let mut bomb =
+        String::from("peers:\n  p0: &p0 {host: 10.0.0.1, kind: pbx, permit: [1.1.1.1, 1.1.1.2]}\n");
+    for i in 1..10 {
+        let prev = format!("*p{}", i - 1);
+        let merges = [prev.as_str(); 10].join(", ");
+        bomb.push_str(&format!("  p{i}: &p{i} {{<<: [{merges}]}}\n"));
+    }
+    bomb.push_str("routes: [{to: p0}]\n");
+    let e = err(&bomb);
+    assert_eq!(e.kind, ErrorKind::Limit, "{e}");
+    assert!(e.line > 2 && e.key_path.starts_with("peers.p"), "{e}");
+}
+
+#[test]
+fn defaults() {
+    let c = from_yaml_str(BASE, "site.yaml").unwrap();
+    assert_eq!(c.listen, "0.0.0.0:4569".parse::<SocketAddr>().unwrap());
+    let cores = std::thread::available_parallelism().unwrap().get().min(256);
+    assert_eq!(c.workers.get(), cores);
+    assert_eq!(c.timeouts, Timeouts::default());
+    assert_eq!(c.timeouts.call_idle, Duration::from_secs(60));
+    assert_eq!(c.timeouts.setup, Duration::from_secs(40));
+    assert_eq!(c.timeouts.hangup_linger, Duration::from_secs(10));
+    assert_eq!(c.timeouts.callno_quarantine, Duration::from_secs(60));
+
+    assert_eq!(c.peers.len(), 2);
+    let pbx = &c.peers[0];
+    assert_eq!(pbx.name.as_str(), "pbx");
+    assert_eq!(pbx.host, PeerHost::Static("10.0.0.1:4569".parse().unwrap()));
+    assert_eq!(pbx.kind, PeerKind::Pbx);
+    assert_eq!(pbx.trunk, None);
+    assert!(pbx.permit.is_empty() && pbx.deny.is_empty());
+    assert_eq!(pbx.maxcalls, None);
+    let gw = &c.peers[1];
+    assert_eq!(gw.host, PeerHost::Static("10.0.0.2:4570".parse().unwrap()));
+    assert_eq!(gw.kind, PeerKind::Gateway);
+    assert_eq!(gw.trunk, Some(TrunkSettings::default()));
+    assert_eq!(
+        gw.trunk,
+        Some(TrunkSettings {
+            freq: TrunkFreq::from_millis(20).unwrap(),
+            mtu: TrunkMtu::new(1240).unwrap(),
+            timestamps: true,
+        })
+    );
+    assert_eq!(c.routes.len(), 1);
+    assert_eq!(c.routes[0].from, PeerName::new("pbx"));
+    assert_eq!(c.routes[0].prefix, None);
+    assert_eq!(c.routes[0].to, PeerName::new("gw").unwrap());
+}
+
+#[test]
+fn every_key_set() {
+    let text = "\
+listen: \"[::]:5000\"
+workers: 3
+trunkfreq: 30
+trunkmtu: 1400
+trunktimestamps: no
+timeouts: {call_idle: 61, setup: 41, hangup_linger: 11, callno_quarantine: 62}
+peers:
+  a:
+    host: \"::1\"
+    kind: PBX
+    permit: [10.1.2.3/8, 192.0.2.7]
+    deny: [0.0.0.0/0]
+    maxcalls: 100
+  b:
+    host: 192.0.2.1
+    kind: gateway
+    trunk: yes
+    trunkfreq: 10
+    trunktimestamps: on
+  c:
+    host: 192.0.2.2
+    kind: gateway
+    trunk: true
+routes:
+  - prefix: 0044
+    to: b
+  - from: b
+    prefix: \"*9#\"
+    to: a
+  - prefix: 2
+    to: c
+";
+    let c: Config = from_yaml_str(text, "all.yaml").unwrap();
+    assert_eq!(c.listen, "[::]:5000".parse::<SocketAddr>().unwrap());
+    assert_eq!(c.workers.get(), 3);
+    assert_eq!(c.timeouts.call_idle, Duration::from_secs(61));
+    assert_eq!(c.timeouts.callno_quarantine, Duration::from_secs(62));
+    let a = c.peer("a").unwrap();
+    assert_eq!(a.host, PeerHost::Static("[::1]:4569".parse().unwrap()));
+    assert_eq!(a.kind, PeerKind::Pbx);
+    // Host bits are cleared; a bare address is one host.
+    assert_eq!(
+        a.permit,
+        vec![
+            "10.0.0.0/8".parse().unwrap(),
+            "192.0.2.7/32".parse().unwrap()
+        ]
+    );
+    assert_eq!(a.maxcalls.map(|n| n.get()), Some(100));
+    let b = c.peer("b").unwrap().trunk.unwrap();
+    assert_eq!(b.freq.as_millis(), 10);
+    assert_eq!(b.mtu.get(), 1400);
+    assert!(b.timestamps);
+    let cc = c.peer("c").unwrap().trunk.unwrap();
+    assert_eq!(
+        (cc.freq.as_millis(), cc.mtu.get(), cc.timestamps),
+        (30, 1400, false)
+    );
+    assert_eq!(c.routes[0].prefix, CalledPrefix::new("0044"));
+    assert_eq!(c.routes[1].prefix, CalledPrefix::new("*9#"));
+    assert_eq!(c.routes[2].prefix, CalledPrefix::new("2"));
+}
+
+#[test]
+fn example_files_load() {
+    let a = load(&example("site-a.yaml")).unwrap();
+    let b = load(&example("site-b.yaml")).unwrap();
+    assert_eq!(a.listen, "127.0.0.1:14569".parse::<SocketAddr>().unwrap());
+    assert_eq!(b.listen, "127.0.0.1:24569".parse::<SocketAddr>().unwrap());
+    let names = |c: &Config| {
+        c.peers
+            .iter()
+            .map(|p| p.name.to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names(&a), ["pbx-a", "gw-b"]);
+    assert_eq!(names(&b), ["pbx-b", "gw-a"]);
+    let host = |c: &Config, n: &str| c.peer(n).unwrap().host;
+    assert_eq!(
+        host(&a, "pbx-a"),
+        PeerHost::Static("127.0.0.1:14570".parse().unwrap())
+    );
+    assert_eq!(host(&a, "gw-b"), PeerHost::Static(b.listen));
+    assert_eq!(
+        host(&b, "pbx-b"),
+        PeerHost::Static("127.0.0.1:24570".parse().unwrap())
+    );
+    assert_eq!(host(&b, "gw-a"), PeerHost::Static(a.listen));
+    assert_eq!(a.peer("pbx-a").unwrap().kind, PeerKind::Pbx);
+    assert_eq!(a.peer("gw-b").unwrap().kind, PeerKind::Gateway);
+    assert!(a.peer("gw-b").unwrap().is_trunk() && b.peer("gw-a").unwrap().is_trunk());
+    assert!(!a.peer("pbx-a").unwrap().is_trunk() && !b.peer("pbx-b").unwrap().is_trunk());
+    for (c, pbx, gw) in [(&a, "pbx-a", "gw-b"), (&b, "pbx-b", "gw-a")] {
+        let pbx = PeerName::new(pbx).unwrap();
+        let gw = PeerName::new(gw).unwrap();
+        assert_eq!(c.routes.len(), 2);
+        assert_eq!(
+            (c.routes[0].from.as_ref(), &c.routes[0].to),
+            (Some(&pbx), &gw)
+        );
+        assert_eq!(
+            (c.routes[1].from.as_ref(), &c.routes[1].to),
+            (Some(&gw), &pbx)
+        );
+        // The PBX's ACL admits loopback only.
+        let p = c.peer(pbx.as_str()).unwrap();
+        assert!(p.permits("127.0.0.1".parse().unwrap()));
+        assert!(!p.permits("192.0.2.1".parse().unwrap()));
+    }
+}
