@@ -1085,3 +1085,75 @@ fn expired_call_token_draws_a_stateless_reject_and_the_caller_gives_up() {
     assert_eq!(w.a.stats().invals_sent, 0);
     assert_eq!((w.a.active_calls(), w.b.active_calls()), (0, 0));
 }
+
+fn trunked_calls(layout: trunk_core::wire::TrunkLayout) -> World {
+    let mut a = cfg(A, 44);
+    a.trunk = Some(iax2_loadtest::endpoint::TrunkConfig {
+        layout,
+        ..Default::default()
+    });
+    let mut w = World::new(a, cfg(B, 45));
+    for i in 0..20 {
+        w.originate(&format!("{i}"));
+    }
+    w.run_for(Duration::from_secs(2));
+    let ids_a = w.a.call_ids();
+    let now = w.net.now();
+    for &id in &ids_a {
+        w.a.stop_media(now, id);
+    }
+    w.run_for(Duration::from_millis(100));
+    let st = w.a.stats();
+    assert!(st.trunk_frames_sent > 0);
+    // 20 calls at 20 ms: about one trunk frame per tick, 7 u-law entries
+    // at most in 1240 bytes.
+    let cap = w.net.take_capture();
+    let mut entries = 0;
+    for d in &sent_by(&cap, A) {
+        assert!(
+            MiniFrame::new_checked(&d.bytes[..]).is_err(),
+            "no plain minis when trunking"
+        );
+        if let Ok(t) = trunk_core::wire::MetaTrunkFrame::new_checked(&d.bytes[..]) {
+            assert!(d.bytes.len() <= 1240);
+            assert_eq!(t.layout(), layout);
+            let n = t.entries().count();
+            assert!((1..=7).contains(&n));
+            entries += n;
+        }
+    }
+    assert_eq!(entries as u64, st.voice_sent - st.voice_full_sent);
+    for s in [w.a.stats(), w.b.stats()] {
+        assert_eq!((s.voice_lost, s.voice_corrupt, s.voice_dropped), (0, 0, 0));
+    }
+    w
+}
+
+#[test]
+fn trunked_voice_with_timestamps_arrives_byte_and_timestamp_identical() {
+    let w = trunked_calls(trunk_core::wire::TrunkLayout::Timestamps);
+    let ids_b = w.b.call_ids();
+    for (ia, ib) in w.a.call_ids().into_iter().zip(ids_b) {
+        // Calls were created in the same order on both sides.
+        assert_eq!(w.a.sent_media(ia).unwrap(), w.b.received_media(ib).unwrap());
+        assert_eq!(w.a.call_stats(ia).unwrap().voice_full_sent, 1);
+    }
+}
+
+#[test]
+fn trunked_voice_without_timestamps_keeps_payloads_and_close_timestamps() {
+    let w = trunked_calls(trunk_core::wire::TrunkLayout::NoTimestamps);
+    let ids_b = w.b.call_ids();
+    for (ia, ib) in w.a.call_ids().into_iter().zip(ids_b) {
+        let sent = w.a.sent_media(ia).unwrap();
+        let got = w.b.received_media(ib).unwrap();
+        assert_eq!(sent.len(), got.len());
+        for (s, g) in sent.iter().zip(got) {
+            assert_eq!(s.payload, g.payload);
+            // Rebuilt from the trunk clock: off by at most a trunk
+            // interval plus the path's delay.
+            let off = (i64::from(g.ts) - i64::from(s.ts)).abs();
+            assert!(off <= 30, "sent ts {} received ts {}", s.ts, g.ts);
+        }
+    }
+}

@@ -12,6 +12,7 @@ use trunk_core::wire::{
 
 use super::media::{self, MediaRxStats};
 use super::reliable::{initial_timeout, RetransmitQueue};
+use super::trunk::{TrunkConfig, TrunkOut};
 use super::{CallId, CallState, Codec, Direction, EndReason, RecordedFrame};
 
 /// Length of a full frame header.
@@ -393,18 +394,22 @@ impl Call {
 
     /// Sends the voice frame due now: full for the first frame and when
     /// the timestamp's upper 16 bits change (per `full_on_wrap`, PROTOCOL.md
-    /// 7), mini otherwise. Returns whether it went as a full frame.
+    /// 7), mini otherwise; with `trunk`, minis become trunk entries and
+    /// only the first frame is full. Returns whether it went as a full
+    /// frame, and how many trunk frames went out to make room.
     pub(crate) fn send_voice(
         &mut self,
         now: Instant,
         out: &mut dyn Transmit,
         full_on_wrap: bool,
         record: bool,
-    ) -> bool {
+        trunk: Option<(&TrunkConfig, &mut TrunkOut, &mut Vec<u8>)>,
+    ) -> (bool, usize) {
         let ts = self.tx.next_ts;
         let seq = self.tx.seq;
         let full = match self.tx.last_ts {
             None => true,
+            Some(_) if trunk.is_some() => false,
             Some(last) => {
                 let epoch = ts >> 16;
                 if full_on_wrap {
@@ -415,6 +420,7 @@ impl Call {
             }
         };
         let len = self.payload_len;
+        let mut trunk_frames = 0;
         if full {
             let mut payload = vec![0u8; len];
             media::write_payload(&mut payload, seq, now);
@@ -425,6 +431,18 @@ impl Call {
             if record {
                 self.sent_media.push(RecordedFrame { ts, payload });
             }
+        } else if let Some((cfg, t, scratch)) = trunk {
+            scratch.clear();
+            scratch.resize(len, 0);
+            media::write_payload(scratch, seq, now);
+            if record {
+                self.sent_media.push(RecordedFrame {
+                    ts,
+                    payload: scratch.clone(),
+                });
+            }
+            trunk_frames = t.push(cfg, now, out, self.local, ts, scratch);
+            self.note_sent_ts(ts);
         } else {
             let buf = out.buffer();
             if let Some(buf) = buf.get_mut(..MINI_HEADER_LEN + len) {
@@ -446,7 +464,7 @@ impl Call {
         self.stats.voice_sent += 1;
         self.tx.last_ts = Some(ts);
         self.tx.seq = self.tx.seq.wrapping_add(1);
-        full
+        (full, trunk_frames)
     }
 
     /// The earliest instant this call needs a timer.

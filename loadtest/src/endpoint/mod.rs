@@ -24,6 +24,7 @@ mod call;
 pub mod media;
 mod reliable;
 mod rng;
+mod trunk;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -45,6 +46,8 @@ use call::{send_unreliable, Call, Disposition};
 pub use media::MediaRxStats;
 use reliable::Expiry;
 use rng::SplitMix64;
+pub use trunk::TrunkConfig;
+use trunk::TrunkOut;
 
 /// A voice codec the emulator can carry. The payload is test data with the
 /// codec's size, not real audio.
@@ -139,6 +142,11 @@ pub struct EndpointConfig {
     /// change (the RFC's rule). Off: cross 16-bit wraps with mini frames as
     /// Asterisk does (PROTOCOL.md 7).
     pub full_voice_on_wrap: bool,
+    /// Send voice minis as entries of meta trunk frames (Asterisk's
+    /// `trunk=yes`); `None` sends plain mini frames. The first voice frame
+    /// of a call still goes as a full frame, and no full frame marks 16-bit
+    /// wraps (PROTOCOL.md 7, 13.2).
+    pub trunk: Option<TrunkConfig>,
     /// Per-call PING interval (Asterisk: 21 s); `None` sends none.
     pub ping_interval: Option<Duration>,
     /// Per-call LAGRQ interval (Asterisk: 10 s); `None` sends none.
@@ -173,6 +181,7 @@ impl EndpointConfig {
             answer_delay: Duration::ZERO,
             media: true,
             full_voice_on_wrap: true,
+            trunk: None,
             ping_interval: Some(Duration::from_secs(21)),
             lagrq_interval: Some(Duration::from_secs(10)),
             record_media: false,
@@ -475,6 +484,8 @@ pub struct EndpointStats {
     pub voice_corrupt: u64,
     /// Voice frames dropped before measurement.
     pub voice_dropped: u64,
+    /// Meta trunk frames sent.
+    pub trunk_frames_sent: u64,
     /// Voice frames not sent because the sender fell too far behind.
     pub voice_skipped: u64,
     /// Smallest one-way latency seen, microseconds.
@@ -573,6 +584,13 @@ pub struct Endpoint {
     ended: HashMap<CallId, EndedCall>,
     /// Our instant at each trunk sender's trunk timestamp 0.
     trunk_anchor: HashMap<SocketAddr, Instant>,
+    /// Open trunk frames by peer (with [`EndpointConfig::trunk`]).
+    trunks: Vec<TrunkOut>,
+    trunk_index: HashMap<SocketAddr, usize>,
+    /// When the open trunk frames are due to go out.
+    trunk_flush_at: Option<Instant>,
+    /// Reused buffer for one voice payload.
+    scratch: Vec<u8>,
 }
 
 impl Endpoint {
@@ -580,7 +598,8 @@ impl Endpoint {
     pub fn new(cfg: EndpointConfig) -> Self {
         let mut rng = SplitMix64::new(cfg.seed);
         let tokens = TokenMinter::new(rng.next_u64());
-        let ptime = cfg.ptime_ms.clamp(10, 1000);
+        // Up to 200 ms, so a u-law frame fits a datagram.
+        let ptime = cfg.ptime_ms.clamp(10, 200);
         let payload_len = cfg.codec.payload_len(ptime);
         let cfg = EndpointConfig {
             ptime_ms: ptime,
@@ -603,10 +622,14 @@ impl Endpoint {
             ended_media: EndpointStats::default(),
             ended: HashMap::new(),
             trunk_anchor: HashMap::new(),
+            trunks: Vec::new(),
+            trunk_index: HashMap::new(),
+            trunk_flush_at: None,
+            scratch: Vec::new(),
         }
     }
 
-    /// The configuration in force (ptime clamped to 10..=1000 ms).
+    /// The configuration in force (ptime clamped to 10..=200 ms).
     pub fn config(&self) -> &EndpointConfig {
         &self.cfg
     }
@@ -632,7 +655,8 @@ impl Endpoint {
     /// When [`handle_timeout`](Self::handle_timeout) should next run.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.peek().map(|Reverse((t, _, _))| *t)
+        let timer = self.timers.peek().map(|Reverse((t, _, _))| *t);
+        [timer, self.trunk_flush_at].into_iter().flatten().min()
     }
 
     fn call(&self, id: CallId) -> Option<&Call> {
@@ -917,6 +941,7 @@ impl Endpoint {
             self.put_back(c, Disposition::Keep, now);
             return false;
         }
+        self.flush_trunk(c.peer, now, out);
         Self::end_call_with(&mut c, now, out, IaxSubclass::Hangup, cause_code);
         c.end(EndReason::HungUpLocally(cause_code));
         self.put_back(c, Disposition::Keep, now);
@@ -984,7 +1009,21 @@ impl Endpoint {
             let d = self.on_call_timer(&mut call, now, out);
             self.put_back(call, d, now);
         }
+        if self.trunk_flush_at.is_some_and(|t| t <= now) {
+            self.trunk_flush_at = None;
+            for t in &mut self.trunks {
+                self.stats.trunk_frames_sent += t.flush(now, out) as u64;
+            }
+        }
         self.prune_timers();
+    }
+
+    /// Sends the open trunk frame towards `peer` now, so that none of its
+    /// entries trails a HANGUP of their call.
+    fn flush_trunk(&mut self, peer: SocketAddr, now: Instant, out: &mut dyn Transmit) {
+        if let Some(&i) = self.trunk_index.get(&peer) {
+            self.stats.trunk_frames_sent += self.trunks[i].flush(now, out) as u64;
+        }
     }
 
     fn on_call_timer(
@@ -1041,8 +1080,28 @@ impl Endpoint {
                 continue;
             }
             if !call.tx.quelched {
-                let full =
-                    call.send_voice(now, out, self.cfg.full_voice_on_wrap, self.cfg.record_media);
+                let trunk = match &self.cfg.trunk {
+                    Some(tc) => {
+                        let trunks = &mut self.trunks;
+                        let i = *self.trunk_index.entry(call.peer).or_insert_with(|| {
+                            trunks.push(TrunkOut::new(call.peer));
+                            trunks.len() - 1
+                        });
+                        if self.trunk_flush_at.is_none() {
+                            self.trunk_flush_at = Some(now + tc.interval);
+                        }
+                        Some((tc, &mut self.trunks[i], &mut self.scratch))
+                    }
+                    None => None,
+                };
+                let (full, frames) = call.send_voice(
+                    now,
+                    out,
+                    self.cfg.full_voice_on_wrap,
+                    self.cfg.record_media,
+                    trunk,
+                );
+                self.stats.trunk_frames_sent += frames as u64;
                 self.stats.voice_sent += 1;
                 if full {
                     self.stats.voice_full_sent += 1;
@@ -1552,6 +1611,7 @@ impl Endpoint {
             }
             IaxSubclass::Hangup => {
                 let (code, _) = cause_of(Some(&ies));
+                self.flush_trunk(call.peer, now, out);
                 self.stats.acks_sent += 1;
                 call.send_ack(out, f.timestamp(), f.iseqno());
                 call.end(EndReason::HungUpByPeer(code));
