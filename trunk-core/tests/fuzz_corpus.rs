@@ -467,7 +467,7 @@ fn regenerate_seed_corpus() {
         .map(|d| {
             let h = fnv1a64(d).to_le_bytes();
             let mut v = h[..4].to_vec();
-            if h[4] % 16 == 0 {
+            if h[4].is_multiple_of(16) {
                 v[..2].copy_from_slice(&[0, 0]);
             }
             v.extend_from_slice(d);

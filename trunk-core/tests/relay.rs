@@ -1,6 +1,8 @@
 //! The relay driven with hand-built frames through a gateway pair:
 //! PBX A -> gateway A -> gateway B -> PBX B, on a virtual clock.
 
+#![allow(clippy::unwrap_used)] // test helpers: a failed unwrap is the test failing
+
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::sync::Arc;

@@ -2,6 +2,8 @@
 //! a trunk entry, the tick that sends the trunk frame, and a received trunk
 //! frame split back into mini frames.
 
+#![allow(clippy::unwrap_used)] // test helpers: a failed unwrap is the test failing
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::net::SocketAddr;

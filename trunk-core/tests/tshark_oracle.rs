@@ -374,7 +374,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn unhex(s: &str) -> Vec<u8> {
-    assert!(s.len() % 2 == 0, "odd hex string {s:?}");
+    assert!(s.len().is_multiple_of(2), "odd hex string {s:?}");
     (0..s.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex digits"))
@@ -1379,7 +1379,7 @@ fn assert_coverage(packets: &[Packet]) {
 fn udp_endpoints(n: usize) -> (SocketAddrV4, SocketAddrV4) {
     let a = SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 10), 4569);
     let b = SocketAddrV4::new(Ipv4Addr::new(198, 51, 100, 20), 4570);
-    if n % 2 == 0 {
+    if n.is_multiple_of(2) {
         (a, b)
     } else {
         (b, a)

@@ -314,10 +314,11 @@ impl RelayWorker {
                 call.encrypted = agreed;
             }
             let completes_exchange = i == 1 && completes(call.purpose, iax);
-            if (signal.ends_call || completes_exchange) && call.end(now + linger) {
-                if call.purpose == Purpose::Call {
-                    self.counters.calls_ended.incr();
-                }
+            if (signal.ends_call || completes_exchange)
+                && call.end(now + linger)
+                && call.purpose == Purpose::Call
+            {
+                self.counters.calls_ended.incr();
             }
         }
         let (src, dst) = if stateless {

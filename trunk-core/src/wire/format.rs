@@ -98,11 +98,15 @@ impl MediaFormat {
             Self::SLINEAR16 => 320,
             Self::GSM => {
                 // GSM frames are 33 bytes per 20 ms and do not split.
-                return (ptime_ms % 20 == 0).then(|| 33 * (ptime_ms / 20) as usize);
+                return ptime_ms
+                    .is_multiple_of(20)
+                    .then(|| 33 * (ptime_ms / 20) as usize);
             }
             _ => return None,
         };
-        (ptime_ms % 10 == 0).then(|| (bytes_per_10ms * (ptime_ms / 10)) as usize)
+        ptime_ms
+            .is_multiple_of(10)
+            .then(|| (bytes_per_10ms * (ptime_ms / 10)) as usize)
     }
 }
 
