@@ -104,6 +104,12 @@ impl GatewayHandle {
         total
     }
 
+    /// Each worker's relay counters, in worker order (to see how the
+    /// kernel and the reuseport program spread the load).
+    pub fn worker_counters(&self) -> Vec<CounterSnapshot> {
+        self.workers.iter().map(|w| w.counters().snapshot()).collect()
+    }
+
     /// The socket counters, summed over the workers.
     pub fn io_counters(&self) -> IoSnapshot {
         let mut total = IoSnapshot::default();
