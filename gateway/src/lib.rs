@@ -4,7 +4,8 @@
 //! and time in and out of it (DESIGN.md, "Runtime"):
 //!
 //! - [`socket`] opens one `SO_REUSEPORT` UDP socket per worker, so the
-//!   kernel spreads flows over the workers;
+//!   kernel spreads flows over the workers, and [`steering`] attaches a
+//!   BPF program that spreads one peer's calls by IAX2 call number;
 //! - [`batch`] receives and sends with `recvmmsg`/`sendmmsg` over buffers
 //!   allocated once, and never blocks on a full socket (it queues a bounded
 //!   amount and counts what it drops);
@@ -24,6 +25,7 @@ pub mod clock;
 mod ratelimit;
 pub mod runtime;
 pub mod socket;
+pub mod steering;
 mod worker;
 
 pub use batch::{IoCounters, IoSnapshot};

@@ -49,6 +49,12 @@ pub fn start(config: &Config) -> io::Result<GatewayHandle> {
         );
     }
     let workers = config.workers.get();
+    if workers > 1 {
+        if let Err(e) = crate::steering::attach(&first.socket, workers) {
+            // Still correct without it, only less balanced for big peers.
+            tracing::warn!(error = %e, "cannot attach the call-number steering program");
+        }
+    }
     let mut handle = GatewayHandle {
         relay,
         local_addr,
@@ -107,7 +113,10 @@ impl GatewayHandle {
     /// Each worker's relay counters, in worker order (to see how the
     /// kernel and the reuseport program spread the load).
     pub fn worker_counters(&self) -> Vec<CounterSnapshot> {
-        self.workers.iter().map(|w| w.counters().snapshot()).collect()
+        self.workers
+            .iter()
+            .map(|w| w.counters().snapshot())
+            .collect()
     }
 
     /// The socket counters, summed over the workers.
