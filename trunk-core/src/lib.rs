@@ -1,9 +1,11 @@
 //! Sans-IO core of iax2-trunk.
 //!
 //! This crate holds no sockets, threads or clocks: bytes and a clock go in,
-//! bytes and timers come out. For now it holds the IAX2 wire codec
-//! ([`wire`]); the relay logic (call table, routing, trunk batching) builds
-//! on it.
+//! bytes and timers come out. It holds the IAX2 wire codec ([`wire`]) and
+//! the relay built on it ([`relay`]: call table, call-number translation,
+//! routing, the trunk emitter and splitter, call timers). Time is
+//! [`time::Instant`], passed in by the caller; outgoing datagrams go to a
+//! [`transmit::Transmit`] the caller provides.
 //!
 //! # The wire codec in one paragraph
 //!
