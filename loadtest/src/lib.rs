@@ -39,6 +39,7 @@
 pub mod driver;
 pub mod endpoint;
 pub mod sim;
+pub mod tap;
 
 pub use endpoint::{
     md5_response, AnswerMode, CallId, CallState, CallStats, Codec, Direction, EndReason, EndedCall,
