@@ -536,3 +536,56 @@ fn relay_survives_mutated_and_random_programs() {
         )
         .unwrap();
 }
+
+fn relay_corpus_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/relay")
+}
+
+/// Replays the committed corpus of the `relay` fuzz target (seeds and any
+/// crash found since) as a regression test.
+#[test]
+fn relay_fuzz_corpus_replays() {
+    let mut n = 0;
+    for entry in std::fs::read_dir(relay_corpus_dir()).unwrap() {
+        let data = std::fs::read(entry.unwrap().path()).unwrap();
+        trunk_core::fuzzing::relay(&data);
+        n += 1;
+    }
+    assert!(n > 0, "the relay corpus is empty");
+}
+
+/// Writes the seed programs of the `relay` fuzz target:
+/// `cargo test -p trunk-core --test relay -- --ignored regenerate_relay_seeds`.
+#[test]
+#[ignore = "writes the seed corpus"]
+fn regenerate_relay_seeds() {
+    let dir = relay_corpus_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut seeds = vec![relay_program()];
+    // The same call set up from the gateway side, and a registration.
+    let mut p = Vec::new();
+    let mut rec = |control: u8, bytes: &[u8]| {
+        p.push(control);
+        p.push(bytes.len() as u8);
+        p.extend_from_slice(bytes);
+    };
+    rec(1, &new_frame(400, "100"));
+    rec(
+        0,
+        &iax(500, 2, 10, 0, 1, IaxSubclass::Accept, IeList::new()),
+    );
+    rec(0, &iax(500, 2, 11, 1, 1, IaxSubclass::TxReq, IeList::new()));
+    rec(1, &iax(400, 2, 12, 1, 2, IaxSubclass::Ping, IeList::new()));
+    let reg = IeList::new()
+        .with(Ie::string(IeType::Username, "siteA").unwrap())
+        .with(Ie::calltoken(b"").unwrap());
+    rec(3, &iax(600, 0, 1, 0, 0, IaxSubclass::RegReq, reg));
+    rec(2, &iax(700, 0, 1, 0, 0, IaxSubclass::Poke, IeList::new()));
+    seeds.push(p);
+    for seed in seeds {
+        let hash = seed.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
+        });
+        std::fs::write(dir.join(format!("{hash:016x}")), seed).unwrap();
+    }
+}
