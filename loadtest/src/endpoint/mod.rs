@@ -924,6 +924,28 @@ impl Endpoint {
         true
     }
 
+    /// Sends an arbitrary sequenced IAX frame on a call (TXREQ, QUELCH,
+    /// ...) with the call clock, retransmitted until acknowledged like any
+    /// other; the endpoint keeps no further state about it. For tests that
+    /// need a PBX to say something the emulator never says by itself.
+    /// False when the call is unknown.
+    pub fn send_iax<T: Transmit>(
+        &mut self,
+        now: Instant,
+        call: CallId,
+        subclass: IaxSubclass,
+        ies: &IeList,
+        out: &mut T,
+    ) -> bool {
+        let Some(mut c) = self.take_call(call) else {
+            return false;
+        };
+        c.send_iax(now, out, subclass, ies);
+        self.put_back(c, Disposition::Keep, now);
+        self.prune_timers();
+        true
+    }
+
     /// Hangs up: HANGUP with CAUSE and CAUSECODE; the call's state goes
     /// when the peer acknowledges it (or retransmissions run out). False
     /// when the call is unknown or already ending.
