@@ -15,7 +15,7 @@ use trunk_core::relay::{DropReason, Relay, RelayWorker};
 use trunk_core::time::Instant;
 use trunk_core::transmit::VecTransmit;
 use trunk_core::wire::{
-    CallNumber, FrameType, FullFrame, FullFrameRepr, IaxSubclass, Ie, IeList, IeType, MiniFrame,
+    CallNumber, FullFrame, FullFrameRepr, IaxSubclass, Ie, IeList, IeType, MiniFrame,
     MiniFrameRepr, SeqNo, Timestamp16,
 };
 
@@ -361,13 +361,34 @@ fn strangers_unrouted_and_transfers() {
     assert_eq!(pair.a.relay().active_calls(), 0);
 
     let (a_sees, b_sees) = set_up(&mut pair);
-    // B sends TXREQ (o1 i1): A never sees it; B gets TXREJ (o1 i2).
+    // B sends TXREQ (o1 i1, with IEs): it reaches A as a PING in the same
+    // sequence slot, without its IEs.
+    let txreq_ies = IeList::new().with(Ie::callno(cn(4321)));
     let out = pair.deliver(
         PBX_B,
         GW_B,
-        &iax(200, b_sees, 100, 1, 1, IaxSubclass::TxReq, IeList::new()),
+        &iax(200, b_sees, 100, 1, 1, IaxSubclass::TxReq, txreq_ies),
     );
     assert_eq!(out.len(), 1);
+    assert_eq!(out[0].0, addr(PBX_A));
+    let ping = full(&out[0].1);
+    assert_eq!(ping.iax_subclass(), Some(IaxSubclass::Ping));
+    assert_eq!(
+        (ping.source_call_number(), ping.dest_call_number()),
+        (cn(a_sees), cn(100))
+    );
+    assert_eq!(
+        (ping.oseqno(), ping.iseqno(), ping.timestamp()),
+        (SeqNo(1), SeqNo(1), 100)
+    );
+    assert!(ping.payload().is_empty());
+    // A's PONG (o1 i2, echoing ts 100) reaches B as the TXREJ, same slot.
+    let pong_ies = IeList::new().with(Ie::u32(IeType::RrJitter, 5));
+    let out = pair.deliver(
+        PBX_A,
+        GW_A,
+        &iax(100, a_sees, 100, 1, 2, IaxSubclass::Pong, pong_ies),
+    );
     assert_eq!(out[0].0, addr(PBX_B));
     let rej = full(&out[0].1);
     assert_eq!(rej.iax_subclass(), Some(IaxSubclass::TxRej));
@@ -375,26 +396,31 @@ fn strangers_unrouted_and_transfers() {
         (rej.source_call_number(), rej.dest_call_number()),
         (cn(b_sees), cn(200))
     );
-    assert_eq!((rej.oseqno(), rej.iseqno()), (SeqNo(1), SeqNo(2)));
-    // B's next frame (o2 i2) reaches A as o1 i1: no gap for A.
-    let out = pair.deliver(
-        PBX_B,
-        GW_B,
-        &iax(200, b_sees, 200, 2, 2, IaxSubclass::Ping, IeList::new()),
-    );
-    let f = full(&out[0].1);
     assert_eq!(
-        (f.frame_type(), f.oseqno(), f.iseqno()),
-        (FrameType::Iax, SeqNo(1), SeqNo(1))
+        (rej.oseqno(), rej.iseqno(), rej.timestamp()),
+        (SeqNo(1), SeqNo(2), 100)
     );
-    // A's reply (o1 i2) reaches B as o2 i3: B saw our TXREJ as A's o1.
+    assert!(rej.payload().is_empty());
+    // A later PONG to a real PING passes unchanged; sequence numbers are
+    // never touched.
     let out = pair.deliver(
         PBX_A,
         GW_A,
-        &iax(100, a_sees, 200, 1, 2, IaxSubclass::Pong, IeList::new()),
+        &iax(100, a_sees, 300, 2, 2, IaxSubclass::Pong, IeList::new()),
     );
     let f = full(&out[0].1);
-    assert_eq!((f.oseqno(), f.iseqno()), (SeqNo(2), SeqNo(3)));
+    assert_eq!(
+        (f.iax_subclass(), f.oseqno(), f.iseqno()),
+        (Some(IaxSubclass::Pong), SeqNo(2), SeqNo(2))
+    );
+    // Transfer frames that only follow an accepted TXREQ are dropped.
+    assert!(pair
+        .deliver(
+            PBX_A,
+            GW_A,
+            &iax(100, a_sees, 400, 3, 2, IaxSubclass::TxReady, IeList::new())
+        )
+        .is_empty());
     assert_eq!(pair.b.counters().snapshot().transfers_refused, 1);
 
     // A trunk frame from the PBX (not a trunk peer) is refused.

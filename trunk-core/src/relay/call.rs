@@ -33,22 +33,6 @@ pub(crate) enum Phase {
     Ending { until: Instant },
 }
 
-/// Sequence-number shifts applied to the full frames received from one
-/// leg before they go to the other. Zero unless the relay absorbed or
-/// injected a sequenced frame on the call (TXREQ answered with TXREJ),
-/// after which both PBXs must still see gap-free sequences (PROTOCOL.md 6.1).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct SeqShift {
-    pub(crate) oseqno: u8,
-    pub(crate) iseqno: u8,
-}
-
-impl SeqShift {
-    pub(crate) fn is_zero(self) -> bool {
-        self.oseqno == 0 && self.iseqno == 0
-    }
-}
-
 /// One side of a call.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Leg {
@@ -60,21 +44,16 @@ pub(crate) struct Leg {
     /// When this leg was first heard from (the receive epoch used to
     /// rebuild the timestamps of trunk entries sent without one).
     pub(crate) rx_epoch: Instant,
-    /// The last full-frame timestamp received from this leg.
-    pub(crate) last_ts: u32,
-    pub(crate) shift: SeqShift,
 }
 
-/// A TXREJ the relay sent in place of forwarding a TXREQ, kept to answer
-/// the TXREQ's retransmissions the same way and to swallow its ACK.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct InjectedTxRej {
+/// A TXREQ the relay turned into a PING on its way (see
+/// `signalling::refuse_transfer`): the PONG answering it goes back to the
+/// requester as the TXREJ.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct RefusedTransfer {
     /// The leg that sent the TXREQ.
-    pub(crate) leg: usize,
-    /// The TXREQ's OSeqno as that leg sent it.
-    pub(crate) txreq_oseqno: u8,
-    /// The TXREJ as sent (a 12-byte full frame, no IEs).
-    pub(crate) frame: [u8; 12],
+    pub(crate) requester: usize,
+    /// The TXREQ's timestamp, which the PONG echoes.
     pub(crate) timestamp: u32,
 }
 
@@ -92,7 +71,7 @@ pub(crate) struct Call {
     /// follows the call by inactivity alone.
     pub(crate) encrypted: bool,
     pub(crate) created: Instant,
-    pub(crate) txrej: Option<InjectedTxRej>,
+    pub(crate) refused_transfer: Option<RefusedTransfer>,
     /// Counted once in `calls_ended`.
     pub(crate) ended: bool,
 }

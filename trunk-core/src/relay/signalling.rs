@@ -4,14 +4,14 @@
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 
-use super::call::{Call, InjectedTxRej, Leg, Phase, Purpose, SeqShift};
+use super::call::{Call, Leg, Phase, Purpose, RefusedTransfer};
 use super::counters::DropReason;
 use super::peers::{PeerId, Peers};
 use super::replies::{self, Cause, Header};
 use super::RelayWorker;
 use crate::time::Instant;
 use crate::transmit::Transmit;
-use crate::wire::{CallNumber, FrameType, FullFrame, IaxSubclass, IeBlock, IeLookup, SeqNo};
+use crate::wire::{CallNumber, FrameType, FullFrame, IaxSubclass, IeBlock, IeLookup, Subclass};
 use iax2_config::PeerKind;
 
 /// What the relay needs to know of a plain (unencrypted) full frame.
@@ -181,8 +181,6 @@ impl RelayWorker {
             addr,
             callno,
             rx_epoch: now,
-            last_ts: 0,
-            shift: SeqShift::default(),
         };
         let call = Call {
             legs: [
@@ -194,7 +192,7 @@ impl RelayWorker {
             encryption_offered,
             encrypted: false,
             created: now,
-            txrej: None,
+            refused_transfer: None,
             ended: false,
         };
         {
@@ -264,26 +262,20 @@ impl RelayWorker {
         let signal = (!call.encrypted).then(|| signal_of(&frame));
         let iax = signal.and_then(|s| s.iax);
 
-        // Native transfer stays off the relay: answer TXREQ ourselves.
-        if iax == Some(IaxSubclass::TxReq) && !stateless {
-            let reply = inject_txrej(call, i, &frame);
-            let to = call.legs[i].addr;
-            drop(guard);
-            out.send(to, &reply);
-            self.counters.transfers_refused.incr();
-            self.counters.replies_sent.incr();
-            self.counters.tx_datagrams.incr();
-            return;
-        }
-        if is_transfer(iax) {
-            drop(guard);
-            return self.counters.count_drop(DropReason::Refused);
-        }
-        if iax == Some(IaxSubclass::Ack) {
-            if let Some(t) = call.txrej {
-                if t.leg == i && t.timestamp == frame.timestamp() {
-                    // The ACK of our own TXREJ: it is ours to keep.
-                    return;
+        // Native transfer stays off the relay (PROTOCOL.md 11.6).
+        let mut rewrite_to = None;
+        if !stateless {
+            match refuse_transfer(call, i, iax, &frame) {
+                TransferVerdict::Forward => {}
+                TransferVerdict::Rewrite(subclass, first) => {
+                    rewrite_to = Some(subclass);
+                    if first {
+                        self.counters.transfers_refused.incr();
+                    }
+                }
+                TransferVerdict::Drop => {
+                    drop(guard);
+                    return self.counters.count_drop(DropReason::Refused);
                 }
             }
         }
@@ -301,9 +293,6 @@ impl RelayWorker {
             }
         }
         if let Some(signal) = signal {
-            if !stateless {
-                call.legs[i].last_ts = frame.timestamp();
-            }
             if iax == Some(IaxSubclass::AuthReq) && call.encryption_offered {
                 // Encryption is on once the callee's AUTHREQ agrees to it
                 // (PROTOCOL.md 14.3); from the AUTHREP on we see ciphertext.
@@ -334,7 +323,6 @@ impl RelayWorker {
                 call.legs[j].callno.unwrap_or(CallNumber::UNKNOWN),
             )
         };
-        let shift = call.legs[i].shift;
         let to = call.legs[j].addr;
         debug_check(&relay.peers, ours, Some(call));
         drop(guard);
@@ -342,13 +330,16 @@ impl RelayWorker {
 
         let mut frame = FullFrame::new_unchecked(&mut *datagram);
         frame.rewrite_call_numbers(src, dst);
-        // Every forwarded frame's sequence numbers live in the two PBXs'
-        // spaces, ACKs included; only stateless replies stand outside.
-        if !shift.is_zero() && !stateless {
-            frame.set_oseqno(SeqNo(frame.oseqno().0.wrapping_add(shift.oseqno)));
-            frame.set_iseqno(SeqNo(frame.iseqno().0.wrapping_add(shift.iseqno)));
-        }
-        self.send_full(out, to, datagram);
+        let len = match rewrite_to {
+            Some(subclass) => {
+                // The IEs of a TXREQ (the other PBX's address) or of a
+                // PONG (receiver reports) mean nothing in the new frame.
+                frame.set_subclass(Subclass(subclass.code()));
+                FullFrame::<&[u8]>::HEADER_LEN
+            }
+            None => datagram.len(),
+        };
+        self.send_full(out, to, &datagram[..len]);
     }
 
     fn send_full<T: Transmit>(&self, out: &mut T, to: SocketAddr, datagram: &[u8]) {
@@ -429,41 +420,53 @@ fn our_number(ours: u16) -> CallNumber {
     CallNumber::new(ours).unwrap_or(CallNumber::UNKNOWN)
 }
 
-/// Answers a TXREQ from leg `i` with a TXREJ and shifts both legs'
-/// sequence numbers so that neither PBX sees a gap: leg `i` sent one
-/// frame the other leg never got, and got one the other leg never sent.
-fn inject_txrej(call: &mut Call, i: usize, txreq: &FullFrame<&[u8]>) -> [u8; 12] {
-    let raw_oseqno = txreq.oseqno().0;
-    if let Some(t) = call
-        .txrej
-        .filter(|t| t.leg == i && t.txreq_oseqno == raw_oseqno)
-    {
-        // A retransmitted TXREQ: the same answer again.
-        return t.frame;
+/// What to do with a frame with respect to native transfer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum TransferVerdict {
+    Forward,
+    /// Forward as this IAX subclass, without IEs; `true` the first time
+    /// for this TXREQ.
+    Rewrite(IaxSubclass, bool),
+    Drop,
+}
+
+/// Keeps media on the relay without touching sequence numbers.
+///
+/// A TXREQ must be refused with a TXREJ, but the relay cannot add a frame
+/// to a call's reliable stream, nor take one out, without every later
+/// sequence number of both PBXs going wrong (frames may be in flight or
+/// lost at that moment). So the TXREQ keeps its slot and goes on as a
+/// PING, which every IAX2 peer answers at once with a PONG echoing its
+/// timestamp; that PONG keeps its slot too and reaches the requester as
+/// the TXREJ. Both PBXs' own acknowledgements and retransmissions then
+/// carry the exchange, losses included. Other transfer frames, which only
+/// follow an accepted TXREQ, are dropped.
+fn refuse_transfer(
+    call: &mut Call,
+    i: usize,
+    iax: Option<IaxSubclass>,
+    frame: &FullFrame<&[u8]>,
+) -> TransferVerdict {
+    match iax {
+        Some(IaxSubclass::TxReq) => {
+            let refused = RefusedTransfer {
+                requester: i,
+                timestamp: frame.timestamp(),
+            };
+            let first = call.refused_transfer != Some(refused);
+            call.refused_transfer = Some(refused);
+            TransferVerdict::Rewrite(IaxSubclass::Ping, first)
+        }
+        Some(IaxSubclass::Pong)
+            if call
+                .refused_transfer
+                .is_some_and(|r| r.requester != i && r.timestamp == frame.timestamp()) =>
+        {
+            TransferVerdict::Rewrite(IaxSubclass::TxRej, false)
+        }
+        iax if is_transfer(iax) => TransferVerdict::Drop,
+        _ => TransferVerdict::Forward,
     }
-    let j = 1 - i;
-    let header = Header {
-        source: txreq.dest_call_number(),
-        dest: txreq.source_call_number(),
-        timestamp: call.legs[j].last_ts.wrapping_add(1),
-        oseqno: txreq.iseqno().0,
-        iseqno: raw_oseqno.wrapping_add(1),
-        subclass: IaxSubclass::TxRej,
-    };
-    let frame = header.bytes();
-    call.txrej = Some(InjectedTxRej {
-        leg: i,
-        txreq_oseqno: raw_oseqno,
-        frame,
-        timestamp: header.timestamp,
-    });
-    let shift = |s: &mut SeqShift, by: u8| {
-        s.oseqno = s.oseqno.wrapping_add(by);
-        s.iseqno = s.iseqno.wrapping_add(by);
-    };
-    shift(&mut call.legs[i].shift, u8::MAX); // -1
-    shift(&mut call.legs[j].shift, 1);
-    frame
 }
 
 /// The invariants of one call, checked after every mutation in debug
