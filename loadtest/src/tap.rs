@@ -56,8 +56,8 @@
 //! [`kernel_udp_drops`]).
 //!
 //! This module is the base of the impairment proxy (seeded loss, reorder
-//! and delay): impairments belong in [`Pump::forward`], between receiving
-//! a datagram and sending it on.
+//! and delay): impairments belong in the private `Pump::forward`, between
+//! receiving a datagram and sending it on.
 
 use std::fs::File;
 use std::io::{self, BufWriter};
