@@ -101,7 +101,9 @@ impl RelayWorker {
         let ours = CallNumber::new(route.ours).unwrap_or(CallNumber::UNKNOWN);
         if self.trunks_to(route) {
             if let Some(Some(sender)) = self.trunks.get_mut(route.egress.index()) {
-                if let Err(reason) = sender.push(now, ours, ts, payload) {
+                if let Err(reason) =
+                    sender.push(now, ours, ts, payload, route.to, &self.counters, out)
+                {
                     self.counters.count_drop(reason);
                 }
             }

@@ -214,7 +214,10 @@ impl RelayWorker {
         let trunks = relay
             .peers
             .iter()
-            .map(|(_, p)| p.trunk().map(|t| TrunkSender::new(t, relay.epoch)))
+            .map(|(_, p)| {
+                p.trunk()
+                    .map(|t| TrunkSender::new(t, p.kind(), relay.epoch))
+            })
             .collect();
         let next_housekeeping = relay.epoch + HOUSEKEEPING_PERIOD;
         Self {

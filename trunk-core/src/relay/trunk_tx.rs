@@ -3,15 +3,29 @@
 //!
 //! Entries gathered between two ticks leave together at the tick, in as
 //! few meta trunk frames as fit the peer's `trunkmtu`, each stamped with
-//! the tick's trunk timestamp. Ticks fall on multiples of `trunkfreq` from
-//! the relay's epoch, so every worker stamps the same tick alike and the
-//! far end sees one trunk clock. Frame buffers are allocated as the load
-//! grows and then reused: steady state allocates nothing.
+//! the tick's trunk timestamp. A frame that fills up before the tick
+//! leaves at once, as Asterisk's does (PROTOCOL.md 13.2): memory stays at
+//! one open frame per group, and a worker catching up after a stall sends
+//! instead of dropping. Ticks fall on multiples of `trunkfreq` from the
+//! relay's epoch, so every worker stamps the same tick alike and the far
+//! end sees one trunk clock.
+//!
+//! # Groups
+//!
+//! The far gateway spreads trunk frames over its workers by the call
+//! number of a frame's first entry (`gateway::steering`). If one frame
+//! mixed calls, a call's entries would reach different far workers from
+//! one tick to the next and could overtake each other there. So towards a
+//! gateway, entries are grouped by call number modulo [`GATEWAY_GROUPS`],
+//! one open frame per group: every call then stays on one far worker
+//! whenever the far gateway's worker count divides it (1, 2 or 4).
+//! Towards a PBX one group is used (Asterisk reads trunk frames on one
+//! thread).
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use iax2_config::TrunkSettings;
+use iax2_config::{PeerKind, TrunkSettings};
 
 use super::counters::{Counters, DropReason};
 use crate::time::Instant;
@@ -20,9 +34,28 @@ use crate::wire::{
     CallNumber, MetaTrunkFrame, Timestamp16, TrunkFrameBuilder, TrunkLayout, TrunkPushError,
 };
 
-/// Most bytes held per tick and peer, as Asterisk's `trunkmaxsize`
-/// (128000): past it entries are dropped, not queued without bound.
-const MAX_PENDING_BYTES: usize = 128_000;
+/// Entry groups towards a gateway peer (see the module docs).
+pub(crate) const GATEWAY_GROUPS: usize = 4;
+
+const HEADER: usize = MetaTrunkFrame::<&[u8]>::HEADER_LEN;
+
+/// One open meta trunk frame.
+#[derive(Debug)]
+struct OpenFrame {
+    buf: Box<[u8]>,
+    len: usize,
+    entries: usize,
+}
+
+impl OpenFrame {
+    fn new(mtu: usize) -> Self {
+        Self {
+            buf: vec![0; mtu].into_boxed_slice(),
+            len: HEADER,
+            entries: 0,
+        }
+    }
+}
 
 #[derive(Debug)]
 pub(crate) struct TrunkSender {
@@ -30,31 +63,29 @@ pub(crate) struct TrunkSender {
     mtu: usize,
     freq: Duration,
     epoch: Instant,
-    frames: Vec<Box<[u8]>>,
-    /// (length, entries) of each frame in use.
-    fill: Vec<(usize, usize)>,
-    active: usize,
+    groups: Vec<OpenFrame>,
     pending: bool,
     next_tick: Instant,
 }
 
-const HEADER: usize = MetaTrunkFrame::<&[u8]>::HEADER_LEN;
-
 impl TrunkSender {
-    pub(crate) fn new(settings: TrunkSettings, epoch: Instant) -> Self {
+    pub(crate) fn new(settings: TrunkSettings, kind: PeerKind, epoch: Instant) -> Self {
         let layout = if settings.timestamps {
             TrunkLayout::Timestamps
         } else {
             TrunkLayout::NoTimestamps
         };
+        let mtu = settings.mtu.get().min(MAX_DATAGRAM);
+        let groups = match kind {
+            PeerKind::Gateway => GATEWAY_GROUPS,
+            PeerKind::Pbx => 1,
+        };
         Self {
             layout,
-            mtu: settings.mtu.get().min(MAX_DATAGRAM),
+            mtu,
             freq: settings.freq.as_duration(),
             epoch,
-            frames: Vec::new(),
-            fill: Vec::new(),
-            active: 0,
+            groups: (0..groups).map(|_| OpenFrame::new(mtu)).collect(),
             pending: false,
             next_tick: epoch,
         }
@@ -78,47 +109,61 @@ impl TrunkSender {
         Instant::from_micros(self.epoch.as_micros() + (elapsed / freq + 1) * freq)
     }
 
-    fn ensure_frame(&mut self, i: usize) -> bool {
-        if i < self.frames.len() {
-            return true;
-        }
-        if (i + 1) * self.mtu > MAX_PENDING_BYTES.max(self.mtu) {
-            return false;
-        }
-        self.frames.push(vec![0; self.mtu].into_boxed_slice());
-        self.fill.push((HEADER, 0));
-        true
+    /// The trunk timestamp of the tick the open frames belong to.
+    fn tick_timestamp(&self) -> u32 {
+        let ms = (self.next_tick - self.epoch).as_millis();
+        u32::try_from(ms % (1 << 32)).unwrap_or(0)
     }
 
-    /// Queues one entry for the next tick.
-    pub(crate) fn push(
+    /// Queues one entry for the next tick; sends its group's frame at once
+    /// if the entry does not fit it any more.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn push<T: Transmit>(
         &mut self,
         now: Instant,
         call: CallNumber,
         ts: Timestamp16,
         payload: &[u8],
+        to: SocketAddr,
+        counters: &Counters,
+        out: &mut T,
     ) -> Result<(), DropReason> {
         if !self.pending {
             self.pending = true;
             self.next_tick = self.tick_after(now);
         }
-        loop {
-            if !self.ensure_frame(self.active) {
-                return Err(DropReason::QueueFull);
-            }
-            let (len, entries) = self.fill[self.active];
-            let buf = &mut self.frames[self.active];
-            let mut b = TrunkFrameBuilder::resume(buf, self.mtu, self.layout, len, entries)
-                .map_err(|_| DropReason::TooBig)?;
+        let g = usize::from(call.get()) % self.groups.len();
+        for _ in 0..2 {
+            let frame = &mut self.groups[g];
+            let mut b = TrunkFrameBuilder::resume(
+                &mut frame.buf,
+                self.mtu,
+                self.layout,
+                frame.len,
+                frame.entries,
+            )
+            .map_err(|_| DropReason::TooBig)?;
             match b.push(call, ts, payload) {
                 Ok(()) => {
-                    self.fill[self.active] = (b.len(), b.entry_count());
+                    frame.len = b.len();
+                    frame.entries = b.entry_count();
                     return Ok(());
                 }
-                Err(TrunkPushError::Full { .. }) if entries > 0 => self.active += 1,
+                Err(TrunkPushError::Full { .. }) if frame.entries > 0 => {
+                    let ts = self.tick_timestamp();
+                    send(
+                        &mut self.groups[g],
+                        self.layout,
+                        ts,
+                        Some(to),
+                        counters,
+                        out,
+                    );
+                }
                 Err(_) => return Err(DropReason::TooBig),
             }
         }
+        Err(DropReason::TooBig)
     }
 
     /// Sends what is queued if the tick has come. Returns whether it did.
@@ -132,28 +177,37 @@ impl TrunkSender {
         if !self.pending || now < self.next_tick {
             return false;
         }
-        let tick_ms = (self.next_tick - self.epoch).as_millis();
-        let trunk_ts = u32::try_from(tick_ms % (1 << 32)).unwrap_or(0);
-        for i in 0..=self.active.min(self.frames.len().saturating_sub(1)) {
-            let (len, entries) = self.fill[i];
-            if entries == 0 {
-                continue;
-            }
-            let frame = &mut self.frames[i][..len];
-            let mut view = MetaTrunkFrame::new_unchecked(&mut *frame);
-            view.set_header(self.layout, trunk_ts);
-            if let Some(to) = to {
-                out.send(to, frame);
-                counters.tx_datagrams.incr();
-                counters.tx_trunk_frames.incr();
-                counters
-                    .tx_trunk_entries
-                    .add(u64::try_from(entries).unwrap_or(0));
-            }
-            self.fill[i] = (HEADER, 0);
+        let ts = self.tick_timestamp();
+        for frame in &mut self.groups {
+            send(frame, self.layout, ts, to, counters, out);
         }
-        self.active = 0;
         self.pending = false;
         true
     }
+}
+
+/// Stamps and sends one open frame (if it holds entries) and empties it.
+fn send<T: Transmit>(
+    frame: &mut OpenFrame,
+    layout: TrunkLayout,
+    trunk_ts: u32,
+    to: Option<SocketAddr>,
+    counters: &Counters,
+    out: &mut T,
+) {
+    if frame.entries == 0 {
+        return;
+    }
+    let bytes = &mut frame.buf[..frame.len];
+    MetaTrunkFrame::new_unchecked(&mut *bytes).set_header(layout, trunk_ts);
+    if let Some(to) = to {
+        out.send(to, bytes);
+        counters.tx_datagrams.incr();
+        counters.tx_trunk_frames.incr();
+        counters
+            .tx_trunk_entries
+            .add(u64::try_from(frame.entries).unwrap_or(0));
+    }
+    frame.len = HEADER;
+    frame.entries = 0;
 }
