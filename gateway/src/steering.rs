@@ -15,7 +15,13 @@
 //! returns an index past the group's sockets, or a load runs past the end
 //! of a short datagram (the program then returns 0), the kernel still
 //! delivers the datagram: nothing is lost, it is only less evenly spread.
-//! Any worker can relay any datagram, so the choice affects only balance.
+//!
+//! Any worker can relay any datagram, but the choice also keeps each
+//! call's media in order: a call's frames always reach the same worker, and
+//! the far gateway groups trunk entries by call number so that every entry
+//! of a frame, in every tick, belongs to the same worker here
+//! (`trunk_core::relay`, trunk emitter groups; exact when this gateway's
+//! worker count divides 4).
 
 use std::io;
 use std::os::fd::AsRawFd;

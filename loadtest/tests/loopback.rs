@@ -13,9 +13,9 @@
 //! stop talking and, once the voice in flight has arrived, PBX A hangs up.
 //! The test shows:
 //!
-//! - zero voice loss or damage at both PBXs (every frame sent arrived on
-//!   its call), every call answered and ended cleanly, no datagram dropped
-//!   by any kernel socket buffer;
+//! - zero voice loss, damage or reordering at both PBXs (every frame sent
+//!   arrived on its call, in order), every call answered and ended
+//!   cleanly, no datagram dropped by any kernel socket buffer;
 //! - the WAN carried voice only in meta trunk frames (no mini frame crossed
 //!   the tap), at least 6 entries per trunk frame on average;
 //! - both workers of each gateway relayed a real share of the traffic;
@@ -647,6 +647,16 @@ fn five_hundred_trunked_calls_through_a_gateway_pair() {
             format!(
                 "PBX {name}: no duplicate voice, malformed datagram or INVAL ({} / {} / {})",
                 s.voice_duplicates, s.malformed, s.invals_received
+            ),
+        );
+        // Each call stays on one worker at both gateways (steering by call
+        // number, trunk entries grouped by call number), so nothing can
+        // overtake anything within a call.
+        checks.check(
+            s.voice_reordered == 0,
+            format!(
+                "PBX {name}: no voice frame reordered ({})",
+                s.voice_reordered
             ),
         );
     }
