@@ -138,7 +138,7 @@ impl Relay {
         let mut per_peer = vec![0u32; self.peers.iter().count()];
         for (ours, slot) in self.table.slots() {
             let guard = slot.call.read();
-            let flag = slot.occupied.load(std::sync::atomic::Ordering::Relaxed);
+            let flag = self.table.is_occupied(ours);
             match &*guard {
                 None if flag => return Err(format!("slot {ours} flagged occupied but empty")),
                 None => {}
@@ -314,10 +314,10 @@ impl RelayWorker {
     fn housekeeping(&mut self, now: Instant) {
         let relay = Arc::clone(&self.relay);
         let idle_ms = u64::try_from(relay.timeouts.call_idle.as_millis()).unwrap_or(u64::MAX);
-        for (ours, slot) in relay.table.slots() {
-            if !slot.occupied.load(std::sync::atomic::Ordering::Relaxed) {
+        for ours in relay.table.occupied_numbers() {
+            let Some(slot) = relay.table.slot(ours) else {
                 continue;
-            }
+            };
             let last = slot.last_rx_ms.load(std::sync::atomic::Ordering::Relaxed);
             let verdict = {
                 let guard = slot.call.read();

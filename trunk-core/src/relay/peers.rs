@@ -130,31 +130,58 @@ pub(crate) enum Identified {
     Candidate(PeerId),
 }
 
+/// Static peers by address. A gateway has a handful of peers, and
+/// comparing a few addresses is cheaper than hashing one (SipHash showed
+/// in profiles of the media path); many peers get a hash map.
+#[derive(Debug)]
+enum AddrIndex {
+    Few(Vec<(SocketAddr, PeerId)>),
+    Many(HashMap<SocketAddr, PeerId>),
+}
+
+impl AddrIndex {
+    const FEW: usize = 16;
+
+    fn new(entries: Vec<(SocketAddr, PeerId)>) -> Self {
+        if entries.len() <= Self::FEW {
+            Self::Few(entries)
+        } else {
+            Self::Many(entries.into_iter().collect())
+        }
+    }
+
+    #[inline]
+    fn get(&self, addr: &SocketAddr) -> Option<PeerId> {
+        match self {
+            Self::Few(v) => v.iter().find(|(a, _)| a == addr).map(|&(_, id)| id),
+            Self::Many(m) => m.get(addr).copied(),
+        }
+    }
+}
+
 /// All configured peers.
 #[derive(Debug)]
 pub(crate) struct Peers {
     list: Vec<PeerState>,
-    by_addr: HashMap<SocketAddr, PeerId>,
+    by_addr: AddrIndex,
     dynamic: Vec<PeerId>,
 }
 
 impl Peers {
     pub(crate) fn new(config: &Config) -> Self {
         let list: Vec<PeerState> = config.peers.iter().cloned().map(PeerState::new).collect();
-        let mut by_addr = HashMap::new();
+        let mut by_addr = Vec::new();
         let mut dynamic = Vec::new();
         for (i, p) in list.iter().enumerate() {
             let id = PeerId(u16::try_from(i).unwrap_or(u16::MAX));
             match p.config.host {
-                PeerHost::Static(a) => {
-                    by_addr.insert(a, id);
-                }
+                PeerHost::Static(a) => by_addr.push((a, id)),
                 PeerHost::Dynamic => dynamic.push(id),
             }
         }
         Self {
             list,
-            by_addr,
+            by_addr: AddrIndex::new(by_addr),
             dynamic,
         }
     }
@@ -181,7 +208,7 @@ impl Peers {
     /// Which peer sent a datagram from `from`.
     #[inline]
     pub(crate) fn identify(&self, from: SocketAddr) -> Result<Identified, DropReason> {
-        if let Some(&id) = self.by_addr.get(&from) {
+        if let Some(id) = self.by_addr.get(&from) {
             return if self.get(id).config.permits(from.ip()) {
                 Ok(Identified::Peer(id))
             } else {

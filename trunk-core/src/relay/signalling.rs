@@ -207,7 +207,7 @@ impl RelayWorker {
                 return;
             }
             *guard = Some(call);
-            slot.occupied.store(true, Ordering::Relaxed);
+            relay.table.set_occupied(ours, true);
             slot.touch(now);
             relay.table.inc_live();
             relay
@@ -395,7 +395,7 @@ impl RelayWorker {
                     relay.peers.get(leg.peer).unbind(theirs, ours);
                 }
             }
-            slot.occupied.store(false, Ordering::Relaxed);
+            relay.table.set_occupied(ours, false);
             call
         };
         for leg in &call.legs {

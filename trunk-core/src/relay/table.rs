@@ -6,7 +6,7 @@
 //! the media path; the number pool's mutex is taken only to create and
 //! free calls.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use parking_lot::{Mutex, RwLock};
 
@@ -18,9 +18,6 @@ use crate::time::Instant;
 #[derive(Debug, Default)]
 pub(crate) struct Slot {
     pub(crate) call: RwLock<Option<Call>>,
-    /// Mirrors `call.is_some()` so the timer scan skips empty slots
-    /// without touching their locks.
-    pub(crate) occupied: AtomicBool,
     /// Milliseconds (on the relay's clock) of the last datagram of the
     /// call, stored by whichever worker saw it.
     pub(crate) last_rx_ms: AtomicU64,
@@ -42,6 +39,10 @@ impl Slot {
 #[derive(Debug)]
 pub(crate) struct CallTable {
     slots: Box<[Slot]>,
+    /// One bit per slot, mirroring `call.is_some()` (set and cleared under
+    /// the slot's write lock), so the timer scan reads 4 KiB instead of
+    /// touching 32 768 slots.
+    occupied: Box<[AtomicU64]>,
     pub(crate) pool: Mutex<CallNumberPool>,
     live: AtomicUsize,
 }
@@ -50,6 +51,9 @@ impl CallTable {
     pub(crate) fn new(seed: u64) -> Self {
         Self {
             slots: (0..=usize::from(LAST)).map(|_| Slot::default()).collect(),
+            occupied: (0..=usize::from(LAST) / 64)
+                .map(|_| AtomicU64::new(0))
+                .collect(),
             pool: Mutex::new(CallNumberPool::new(seed)),
             live: AtomicUsize::new(0),
         }
@@ -65,6 +69,38 @@ impl CallTable {
             .iter()
             .enumerate()
             .map(|(i, s)| (u16::try_from(i).unwrap_or(0), s))
+    }
+
+    /// Marks slot `ours` as holding a call or not.
+    pub(crate) fn set_occupied(&self, ours: u16, occupied: bool) {
+        if let Some(word) = self.occupied.get(usize::from(ours) / 64) {
+            let bit = 1u64 << (ours % 64);
+            if occupied {
+                word.fetch_or(bit, Ordering::Relaxed);
+            } else {
+                word.fetch_and(!bit, Ordering::Relaxed);
+            }
+        }
+    }
+
+    pub(crate) fn is_occupied(&self, ours: u16) -> bool {
+        self.occupied
+            .get(usize::from(ours) / 64)
+            .is_some_and(|w| w.load(Ordering::Relaxed) & (1u64 << (ours % 64)) != 0)
+    }
+
+    /// The numbers whose slots hold a call (as flagged).
+    pub(crate) fn occupied_numbers(&self) -> impl Iterator<Item = u16> + '_ {
+        self.occupied.iter().enumerate().flat_map(|(i, w)| {
+            let mut bits = w.load(Ordering::Relaxed);
+            std::iter::from_fn(move || {
+                (bits != 0).then(|| {
+                    let b = bits.trailing_zeros();
+                    bits &= bits - 1;
+                    u16::try_from(i * 64).unwrap_or(0) + u16::try_from(b).unwrap_or(0)
+                })
+            })
+        })
     }
 
     pub(crate) fn live(&self) -> usize {
