@@ -623,3 +623,94 @@ fn regenerate_relay_seeds() {
         std::fs::write(dir.join(format!("{hash:016x}")), seed).unwrap();
     }
 }
+
+#[test]
+fn poke_and_registration_cross_the_pair_and_leave_no_state() {
+    let mut pair = Pair::new(TrunkSettings::default());
+    // PBX A qualifies PBX B through both gateways: the POKE goes end to
+    // end, the stateless PONG from call 1 comes back as from call 1.
+    let poke = iax(
+        300,
+        0,
+        7,
+        0,
+        0,
+        IaxSubclass::Poke,
+        IeList::new().with(Ie::calltoken(b"").unwrap()),
+    );
+    let out = pair.deliver(PBX_A, GW_A, &poke);
+    assert_eq!(out.len(), 1);
+    let at_b = full(&out[0].1);
+    assert_eq!(
+        (out[0].0, at_b.iax_subclass()),
+        (addr(PBX_B), Some(IaxSubclass::Poke))
+    );
+    let b_sees = at_b.source_call_number().get();
+    let pong = iax(1, b_sees, 7, 0, 1, IaxSubclass::Pong, IeList::new());
+    let out = pair.deliver(PBX_B, GW_B, &pong);
+    let f = full(&out[0].1);
+    assert_eq!(
+        (out[0].0, f.iax_subclass()),
+        (addr(PBX_A), Some(IaxSubclass::Pong))
+    );
+    assert_eq!(
+        (f.source_call_number(), f.dest_call_number()),
+        (CallNumber::STATELESS, cn(300))
+    );
+    // PBX A's ACK to call 1 goes no further.
+    let ack = iax(300, 1, 7, 0, 1, IaxSubclass::Ack, IeList::new());
+    assert!(pair.deliver(PBX_A, GW_A, &ack).is_empty());
+    assert_eq!(
+        pair.a.counters().snapshot().drops(DropReason::StatelessAck),
+        1
+    );
+
+    // A registration: REGREQ, REGAUTH, REGREQ with the answer, REGACK.
+    let user = || IeList::new().with(Ie::string(IeType::Username, "siteA").unwrap());
+    let out = pair.deliver(
+        PBX_A,
+        GW_A,
+        &iax(400, 0, 1, 0, 0, IaxSubclass::RegReq, user()),
+    );
+    let b_sees = full(&out[0].1).source_call_number().get();
+    let out = pair.deliver(
+        PBX_B,
+        GW_B,
+        &iax(500, b_sees, 2, 0, 1, IaxSubclass::RegAuth, user()),
+    );
+    let a_sees = full(&out[0].1).source_call_number().get();
+    assert_eq!(full(&out[0].1).dest_call_number(), cn(400));
+    let out = pair.deliver(
+        PBX_A,
+        GW_A,
+        &iax(400, a_sees, 3, 1, 1, IaxSubclass::RegReq, user()),
+    );
+    assert_eq!(full(&out[0].1).dest_call_number(), cn(500));
+    let out = pair.deliver(
+        PBX_B,
+        GW_B,
+        &iax(500, b_sees, 4, 1, 2, IaxSubclass::RegAck, user()),
+    );
+    assert_eq!(full(&out[0].1).iax_subclass(), Some(IaxSubclass::RegAck));
+    let out = pair.deliver(
+        PBX_A,
+        GW_A,
+        &iax(400, a_sees, 4, 2, 2, IaxSubclass::Ack, IeList::new()),
+    );
+    assert_eq!(
+        out[0].0,
+        addr(PBX_B),
+        "the final ACK still passes during the linger"
+    );
+    // Both exchanges end: after the linger (and the setup timeout for the
+    // POKE, whose PONG came statelessly) the tables are empty.
+    pair.advance(45_000);
+    assert_eq!(pair.a.relay().active_calls(), 0);
+    assert_eq!(pair.b.relay().active_calls(), 0);
+    assert_eq!(
+        pair.a.counters().snapshot().calls_created,
+        0,
+        "no call, only exchanges"
+    );
+    check(&pair);
+}

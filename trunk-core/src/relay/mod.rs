@@ -117,14 +117,21 @@ impl Relay {
         self.table.pool.lock().in_use()
     }
 
-    /// The egress peer for a NEW from `ingress` to `called`.
-    fn route(&self, ingress: PeerId, called: &str) -> Option<PeerId> {
+    /// The egress peer for an exchange from `ingress`: a NEW to `called`,
+    /// or, with `None`, an exchange that names no number (POKE, REGREQ).
+    /// Those take the first route from the ingress peer whatever its
+    /// prefix, so a PBX whose routes all have prefixes can still qualify
+    /// and register with the far side.
+    fn route(&self, ingress: PeerId, called: Option<&str>) -> Option<PeerId> {
         self.routes
             .iter()
             .find(|r| {
                 r.to != ingress
                     && r.from.is_none_or(|f| f == ingress)
-                    && r.prefix.as_ref().is_none_or(|p| p.matches(called))
+                    && match (&r.prefix, called) {
+                        (Some(p), Some(called)) => p.matches(called),
+                        (None, _) | (Some(_), None) => true,
+                    }
             })
             .map(|r| r.to)
     }

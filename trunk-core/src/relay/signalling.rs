@@ -12,7 +12,6 @@ use super::RelayWorker;
 use crate::time::Instant;
 use crate::transmit::Transmit;
 use crate::wire::{CallNumber, FrameType, FullFrame, IaxSubclass, IeBlock, IeLookup, Subclass};
-use iax2_config::PeerKind;
 
 /// What the relay needs to know of a plain (unencrypted) full frame.
 #[derive(Clone, Copy, Debug)]
@@ -129,19 +128,18 @@ impl RelayWorker {
             Purpose::Registration => IaxSubclass::RegRej,
             Purpose::Call | Purpose::Poke | Purpose::Other => IaxSubclass::Reject,
         };
-        if purpose == Purpose::Poke && relay.peers.get(ingress).kind() == PeerKind::Gateway {
-            // A gateway qualifying the link: the link is us, answer here.
-            replies::send(out, from, reply_to(IaxSubclass::Pong), None);
-            self.counters.replies_sent.incr();
-            return;
-        }
+        // A POKE goes end to end like a call, from a gateway peer too: the
+        // PBXs qualify each other through the pair. (The gateways do not
+        // POKE each other yet; link liveness will need frames this side can
+        // tell apart from a relayed POKE.)
         let ies = IeBlock::new_checked(frame.payload()).ok();
         let called = match purpose {
-            Purpose::Call => ies
-                .as_ref()
-                .and_then(|b| b.called_number().ok().flatten())
-                .unwrap_or(""),
-            Purpose::Poke | Purpose::Registration | Purpose::Other => "",
+            Purpose::Call => Some(
+                ies.as_ref()
+                    .and_then(|b| b.called_number().ok().flatten())
+                    .unwrap_or(""),
+            ),
+            Purpose::Poke | Purpose::Registration | Purpose::Other => None,
         };
         let encryption_offered = ies
             .as_ref()
