@@ -714,3 +714,32 @@ fn poke_and_registration_cross_the_pair_and_leave_no_state() {
     );
     check(&pair);
 }
+
+#[test]
+fn a_number_reused_after_hangup_starts_a_new_call() {
+    let mut pair = Pair::new(TrunkSettings::default());
+    let (a_sees, b_sees) = set_up(&mut pair);
+    let hangup = iax(100, a_sees, 900, 1, 1, IaxSubclass::Hangup, IeList::new());
+    pair.deliver(PBX_A, GW_A, &hangup);
+    // Within the linger, PBX A places a new call from the same number (a
+    // peer that does not quarantine its numbers).
+    let out = pair.deliver(PBX_A, GW_A, &new_frame(100, "600"));
+    let f = full(&out[0].1);
+    assert_eq!(f.iax_subclass(), Some(IaxSubclass::New));
+    assert_ne!(
+        f.source_call_number().get(),
+        b_sees,
+        "a new call, with a new number"
+    );
+    assert_eq!(pair.a.relay().active_calls(), 1);
+    assert_eq!(pair.a.counters().snapshot().calls_created, 2);
+    // A retransmission of a NEW is never taken for a new call.
+    let mut again = new_frame(100, "600");
+    FullFrame::new_checked(&mut again[..])
+        .unwrap()
+        .set_retransmission(true);
+    let out = pair.deliver(PBX_A, GW_A, &again);
+    assert_eq!(full(&out[0].1).source_call_number(), f.source_call_number());
+    assert_eq!(pair.a.counters().snapshot().calls_created, 2);
+    check(&pair);
+}

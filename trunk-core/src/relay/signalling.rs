@@ -90,12 +90,17 @@ impl RelayWorker {
         if dest != CallNumber::UNKNOWN {
             return self.continue_call(now, peer, from, dest.get(), datagram, out);
         }
+        let signal = signal_of(&frame);
         let theirs_bound = self.relay.peers.get(peer).lookup(source);
         if let Some(ours) = theirs_bound.filter(|_| learn.is_none()) {
-            // A retransmitted NEW, or the NEW re-sent with its CALLTOKEN.
-            return self.continue_call(now, peer, from, ours, datagram, out);
+            if frame.is_retransmission() || !self.reused_after_end(ours, signal.iax) {
+                // A retransmitted NEW, or the NEW re-sent with its CALLTOKEN.
+                return self.continue_call(now, peer, from, ours, datagram, out);
+            }
+            // The peer reused the number of a call that has ended: the
+            // lingering entry gives way to the new call.
+            self.free_call(now, ours);
         }
-        let signal = signal_of(&frame);
         let purpose = match signal.iax {
             Some(IaxSubclass::New) => Purpose::Call,
             Some(IaxSubclass::Poke) => Purpose::Poke,
@@ -107,6 +112,24 @@ impl RelayWorker {
             self.relay.peers.learn(peer, addr);
         }
         self.create(now, peer, from, purpose, datagram, out);
+    }
+
+    /// Whether a frame that opens an exchange, on a number bound to call
+    /// `ours`, starts a new exchange rather than repeating the old one: the
+    /// old call has ended (lingering) and this is a new request. Asterisk
+    /// quarantines its numbers for 60 s, but not every peer does.
+    fn reused_after_end(&self, ours: u16, iax: Option<IaxSubclass>) -> bool {
+        let opens = matches!(
+            iax,
+            Some(IaxSubclass::New | IaxSubclass::Poke | IaxSubclass::RegReq | IaxSubclass::RegRel)
+        );
+        opens
+            && self.relay.table.slot(ours).is_some_and(|slot| {
+                slot.call
+                    .read()
+                    .as_ref()
+                    .is_some_and(|c| matches!(c.phase, Phase::Ending { .. }) && !c.encrypted)
+            })
     }
 
     /// Creates a call from a frame that opens an exchange, and sends it on.
