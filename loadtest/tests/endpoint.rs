@@ -1157,3 +1157,378 @@ fn trunked_voice_without_timestamps_keeps_payloads_and_close_timestamps() {
         }
     }
 }
+
+// ---------------------------------------------------------------------
+// Registration (PROTOCOL.md 11.3): A registers with B.
+// ---------------------------------------------------------------------
+
+use iax2_loadtest::endpoint::{
+    RegistrarConfig, RegistrationFailure, RegistrationId, RegistrationState,
+};
+
+/// A (registrant) and B (registrar for `siteA`/`s3cret`, with CALLTOKEN).
+fn reg_world(registrar: RegistrarConfig) -> World {
+    let a = cfg(A, 31);
+    let mut b = cfg(B, 32);
+    b.require_calltoken = true;
+    b.registrar = Some(registrar);
+    World::new(a, b)
+}
+
+fn site_a() -> RegistrarConfig {
+    RegistrarConfig::new(vec![("siteA".into(), "s3cret".into())])
+}
+
+impl World {
+    fn register(&mut self, user: &str, secret: &str, refresh: u16) -> RegistrationId {
+        let now = self.net.now();
+        let mut tx = self.net.sender(addr(A));
+        self.a
+            .register(now, addr(B), user, secret, refresh, &mut tx)
+            .unwrap()
+    }
+
+    fn registered_events(&self, reg: RegistrationId) -> usize {
+        self.ev_a
+            .iter()
+            .filter(|e| matches!(e, Event::Registered { reg: r, .. } if *r == reg))
+            .count()
+    }
+
+    fn failure(&self, reg: RegistrationId) -> Option<RegistrationFailure> {
+        self.ev_a.iter().find_map(|e| match e {
+            Event::RegistrationFailed { reg: r, failure } if *r == reg => Some(failure.clone()),
+            _ => None,
+        })
+    }
+}
+
+fn ies_of(d: &Datagram) -> Vec<u8> {
+    full(d).unwrap().payload().to_vec()
+}
+
+#[test]
+fn registration_with_calltoken_and_md5_like_asterisk() {
+    let mut w = reg_world(site_a());
+    let reg = w.register("siteA", "s3cret", 60);
+    assert!(w.run_until(Duration::from_secs(1), |w| w.registered_events(reg) == 1));
+    assert_eq!(
+        w.ev_a.last(),
+        Some(&Event::Registered {
+            reg,
+            refresh: 60,
+            apparent_addr: Some(addr(A)),
+        })
+    );
+    w.run_for(Duration::from_millis(100));
+    let cap = w.net.take_capture();
+    let subs: Vec<(SocketAddr, Option<IaxSubclass>)> =
+        cap.iter().map(|(d, _)| (d.from, iax_sub(d))).collect();
+    use IaxSubclass::*;
+    assert_eq!(
+        subs,
+        vec![
+            (addr(A), Some(RegReq)),
+            (addr(B), Some(CallToken)),
+            (addr(A), Some(RegReq)),
+            (addr(B), Some(RegAuth)),
+            (addr(A), Some(RegReq)),
+            (addr(B), Some(RegAck)),
+            (addr(A), Some(Ack)),
+        ]
+    );
+    let frames: Vec<FullFrame<&[u8]>> = cap.iter().map(|(d, _)| full(d).unwrap()).collect();
+    // First REGREQ: USERNAME, REFRESH, empty CALLTOKEN; o0 i0, d=0.
+    let first = IeBlock::new_checked(frames[0].payload()).unwrap();
+    assert_eq!(first.username().unwrap(), Some("siteA"));
+    assert_eq!(first.refresh().unwrap(), Some(60));
+    assert_eq!(first.calltoken(), Some(&[][..]));
+    assert_eq!(frames[0].dest_call_number(), CallNumber::UNKNOWN);
+    // The challenge comes from call 1 and is not bound: the second REGREQ
+    // keeps the source number, resets o/i to 0 and carries the token.
+    assert_eq!(frames[1].source_call_number(), CallNumber::STATELESS);
+    let token = IeBlock::new_checked(frames[1].payload())
+        .unwrap()
+        .calltoken()
+        .unwrap()
+        .to_vec();
+    assert!(!token.is_empty());
+    let src = frames[0].source_call_number();
+    assert_eq!(frames[2].source_call_number(), src);
+    assert_eq!(frames[2].dest_call_number(), CallNumber::UNKNOWN);
+    assert_eq!(
+        (frames[2].oseqno(), frames[2].iseqno()),
+        (SeqNo(0), SeqNo(0))
+    );
+    let again = ies_of(&cap[2].0);
+    assert_eq!(
+        IeBlock::new_checked(&again[..]).unwrap().calltoken(),
+        Some(&token[..])
+    );
+    // REGAUTH: AUTHMETHODS MD5, a decimal challenge, USERNAME.
+    let auth = IeBlock::new_checked(frames[3].payload()).unwrap();
+    assert!(auth
+        .auth_methods()
+        .unwrap()
+        .unwrap()
+        .contains(trunk_core::wire::AuthMethods::MD5));
+    let challenge = std::str::from_utf8(auth.challenge().unwrap()).unwrap();
+    assert!(challenge.len() <= 10 && challenge.bytes().all(|b| b.is_ascii_digit()));
+    assert_eq!(auth.username().unwrap(), Some("siteA"));
+    assert_eq!(
+        (frames[3].oseqno(), frames[3].iseqno()),
+        (SeqNo(0), SeqNo(1))
+    );
+    // REGREQ with the MD5 RESULT and an empty CALLTOKEN, o1 i1.
+    let md5 = IeBlock::new_checked(frames[4].payload()).unwrap();
+    assert_eq!(
+        md5.md5_result().unwrap(),
+        Some(md5_response(challenge, "s3cret").as_str())
+    );
+    assert_eq!(md5.calltoken(), Some(&[][..]));
+    assert_eq!(
+        (frames[4].oseqno(), frames[4].iseqno()),
+        (SeqNo(1), SeqNo(1))
+    );
+    // REGACK: USERNAME, DATETIME, REFRESH, APPARENT ADDR (host-order
+    // family, as Asterisk sends it), o1 i2; the ACK echoes its timestamp.
+    let ack = IeBlock::new_checked(frames[5].payload()).unwrap();
+    assert_eq!(ack.username().unwrap(), Some("siteA"));
+    assert_eq!(ack.refresh().unwrap(), Some(60));
+    assert_eq!(
+        ack.datetime().unwrap(),
+        Some(RegistrarConfig::new(vec![]).datetime)
+    );
+    let apparent = ack.apparent_addr().unwrap().unwrap();
+    assert_eq!(apparent.addr, addr(A));
+    assert_eq!(apparent.family_order, trunk_core::wire::FamilyOrder::Little);
+    assert_eq!(
+        (frames[5].oseqno(), frames[5].iseqno()),
+        (SeqNo(1), SeqNo(2))
+    );
+    assert_eq!(frames[6].timestamp(), frames[5].timestamp());
+    assert_eq!(
+        (frames[6].oseqno(), frames[6].iseqno()),
+        (SeqNo(2), SeqNo(2))
+    );
+    // Both sides destroyed the transaction; none of it shows as a call.
+    assert_eq!(w.a.registration_transactions(), 0);
+    assert_eq!(w.b.registration_transactions(), 0);
+    assert_eq!(w.a.stats().calls_ended + w.b.stats().calls_ended, 0);
+    assert!(w.ev_b.is_empty());
+    // B's registry and A's status.
+    let e = w.b.registered("siteA").unwrap();
+    assert_eq!((e.addr, e.refresh), (addr(A), 60));
+    assert_eq!(e.expires, e.registered_at + Duration::from_secs(70));
+    let st = w.a.registration(reg).unwrap();
+    assert_eq!(st.state, RegistrationState::Registered);
+    assert_eq!(st.granted_refresh, Some(60));
+    assert_eq!(st.apparent_addr, Some(addr(A)));
+    assert_eq!((st.attempts, st.successes, st.failures), (1, 1, 0));
+    let bs = w.b.registration_stats();
+    assert_eq!((bs.requests, bs.challenges, bs.accepted), (1, 1, 1));
+    assert_eq!(w.b.stats().calltoken_challenges, 1);
+}
+
+#[test]
+fn registrar_clamps_refresh() {
+    let mut rc = RegistrarConfig::new(vec![
+        ("long".into(), "x".into()),
+        ("short".into(), "y".into()),
+    ]);
+    rc.min_refresh = 30;
+    rc.max_refresh = 120;
+    let mut w = reg_world(rc);
+    let long = w.register("long", "x", 3600);
+    let short = w.register("short", "y", 5);
+    assert!(w.run_until(Duration::from_secs(1), |w| {
+        w.registered_events(long) == 1 && w.registered_events(short) == 1
+    }));
+    assert_eq!(w.a.registration(long).unwrap().granted_refresh, Some(120));
+    assert_eq!(w.a.registration(short).unwrap().granted_refresh, Some(30));
+    assert_eq!(w.b.registered("long").unwrap().refresh, 120);
+    assert_eq!(w.b.registered("short").unwrap().refresh, 30);
+    // Defaults are Asterisk's 60..60.
+    assert_eq!(RegistrarConfig::new(vec![]).clamp_refresh(Some(3600)), 60);
+    assert_eq!(RegistrarConfig::new(vec![]).clamp_refresh(None), 60);
+}
+
+#[test]
+fn reregistration_before_expiry_keeps_the_entry_for_minutes() {
+    let mut w = reg_world(site_a());
+    let reg = w.register("siteA", "s3cret", 60);
+    w.run_for(Duration::from_secs(1));
+    let first = w.b.registered("siteA").unwrap().registered_at;
+    for _ in 0..300 {
+        w.run_for(Duration::from_secs(1));
+        assert!(w.b.registered("siteA").is_some(), "entry lapsed");
+    }
+    // Every 50 s (5/6 of 60) for 5 minutes: 6 more registrations.
+    assert_eq!(w.registered_events(reg), 7);
+    let last = w.b.registered("siteA").unwrap().registered_at;
+    // Each refresh is timed from the REGACK (Asterisk), so the round
+    // trips add up a little.
+    assert!(last - first >= Duration::from_secs(300) && last - first < Duration::from_secs(301));
+    let regreqs: Vec<Datagram> = sent_by(&w.net.take_capture(), A)
+        .into_iter()
+        .filter(|d| {
+            full(d).is_some_and(|f| {
+                f.iax_subclass() == Some(IaxSubclass::RegReq)
+                    && f.dest_call_number() == CallNumber::UNKNOWN
+                    && IeBlock::new_checked(f.payload())
+                        .unwrap()
+                        .calltoken()
+                        .is_some_and(<[u8]>::is_empty)
+            })
+        })
+        .collect();
+    assert_eq!(regreqs.len(), 7);
+    for pair in regreqs.windows(2) {
+        let gap = pair[1].sent_at - pair[0].sent_at;
+        assert!(gap >= Duration::from_secs(50) && gap < Duration::from_millis(50_100));
+    }
+    assert_eq!(w.a.registration_transactions(), 0);
+    assert_eq!(w.b.registration_transactions(), 0);
+    assert_eq!(w.b.registration_stats().expired, 0);
+}
+
+#[test]
+fn wrong_secret_gets_regrej_and_an_event() {
+    let mut w = reg_world(site_a());
+    let reg = w.register("siteA", "wrong", 60);
+    assert!(w.run_until(Duration::from_secs(1), |w| w.failure(reg).is_some()));
+    assert_eq!(
+        w.failure(reg),
+        Some(RegistrationFailure::Rejected {
+            cause_code: 29,
+            cause: "Registration Refused".into()
+        })
+    );
+    w.run_for(Duration::from_millis(100));
+    let cap = w.net.take_capture();
+    let last: Vec<Option<IaxSubclass>> =
+        cap.iter().rev().take(2).map(|(d, _)| iax_sub(d)).collect();
+    assert_eq!(
+        last,
+        vec![Some(IaxSubclass::Ack), Some(IaxSubclass::RegRej)]
+    );
+    assert!(w.b.registrations().is_empty());
+    assert_eq!(
+        w.a.registration(reg).unwrap().state,
+        RegistrationState::Rejected
+    );
+    assert_eq!(w.b.registration_stats().rejected, 1);
+    assert_eq!(w.a.registration_transactions(), 0);
+    assert_eq!(w.b.registration_transactions(), 0);
+}
+
+#[test]
+fn unknown_user_gets_a_challenge_then_regrej() {
+    let mut w = reg_world(site_a());
+    let reg = w.register("mallory", "s3cret", 60);
+    assert!(w.run_until(Duration::from_secs(1), |w| w.failure(reg).is_some()));
+    assert!(matches!(
+        w.failure(reg),
+        Some(RegistrationFailure::Rejected { cause_code: 29, .. })
+    ));
+    w.run_for(Duration::from_millis(100));
+    let cap = w.net.take_capture();
+    // Like Asterisk, an unknown user is not told so before the MD5 step.
+    assert!(cap
+        .iter()
+        .any(|(d, _)| iax_sub(d) == Some(IaxSubclass::RegAuth)));
+    assert!(w.b.registrations().is_empty());
+    assert_eq!(w.b.registration_transactions(), 0);
+}
+
+#[test]
+fn lost_regauth_regack_and_ack_are_recovered() {
+    let mut w = reg_world(site_a());
+    let mut seen = [false; 3];
+    w.net.set_filter(move |d| {
+        let i = match iax_sub(d) {
+            Some(IaxSubclass::RegAuth) => 0,
+            Some(IaxSubclass::RegAck) => 1,
+            Some(IaxSubclass::Ack) if d.from == addr(A) => 2,
+            _ => return Verdict::Deliver,
+        };
+        if seen[i] {
+            Verdict::Deliver
+        } else {
+            seen[i] = true;
+            Verdict::Drop
+        }
+    });
+    let reg = w.register("siteA", "s3cret", 60);
+    assert!(w.run_until(Duration::from_secs(10), |w| w.registered_events(reg) == 1));
+    w.run_for(Duration::from_secs(40));
+    assert_eq!(w.registered_events(reg), 1);
+    assert_eq!(w.b.registered("siteA").unwrap().addr, addr(A));
+    // B resent REGAUTH and REGACK; A resent nothing it did not have to.
+    assert!(w.b.stats().retransmissions >= 2);
+    // The lost ACK of REGACK: B resent REGACK, A no longer knew the
+    // transaction and answered INVAL (or ACKed it): either way B is done.
+    assert_eq!(w.a.registration_transactions(), 0);
+    assert_eq!(w.b.registration_transactions(), 0);
+    assert!(w.failure(reg).is_none());
+}
+
+#[test]
+fn registry_entry_expires_ten_seconds_after_refresh_when_the_registrant_stops() {
+    let mut w = reg_world(site_a());
+    let reg = w.register("siteA", "s3cret", 60);
+    assert!(w.run_until(Duration::from_secs(1), |w| w.registered_events(reg) == 1));
+    let at = w.b.registered("siteA").unwrap().registered_at;
+    let now = w.net.now();
+    assert!(w.a.stop_registration(now, reg));
+    w.net
+        .run_until(at + Duration::from_secs(69), &mut [&mut w.a, &mut w.b]);
+    assert!(w.b.registered("siteA").is_some());
+    w.net
+        .run_until(at + Duration::from_secs(71), &mut [&mut w.a, &mut w.b]);
+    assert!(w.b.registered("siteA").is_none());
+    assert_eq!(w.b.registration_stats().expired, 1);
+    assert_eq!(w.a.registration_stats().attempts, 1);
+}
+
+#[test]
+fn regrel_unregisters_with_the_same_authentication() {
+    let mut w = reg_world(site_a());
+    let reg = w.register("siteA", "s3cret", 60);
+    assert!(w.run_until(Duration::from_secs(1), |w| w.registered_events(reg) == 1));
+    let now = w.net.now();
+    let mut tx = w.net.sender(addr(A));
+    assert!(w.a.unregister(now, reg, &mut tx));
+    assert!(w.run_until(Duration::from_secs(1), |w| {
+        w.ev_a.contains(&Event::Unregistered { reg })
+    }));
+    assert!(w.b.registered("siteA").is_none());
+    assert_eq!(w.b.registration_stats().released, 1);
+    assert_eq!(
+        w.a.registration(reg).unwrap().state,
+        RegistrationState::Unregistered
+    );
+    // Nothing more goes out.
+    w.net.take_capture();
+    w.run_for(Duration::from_secs(120));
+    assert!(w.net.take_capture().is_empty());
+}
+
+#[test]
+fn registrar_requires_the_call_token() {
+    let mut w = reg_world(site_a());
+    use trunk_core::transmit::Transmit;
+    let forged = IeList::new()
+        .with(Ie::string(IeType::Username, "siteA").unwrap())
+        .with(Ie::calltoken(b"1?forged").unwrap());
+    let bytes = iax(700, 0, 5, 0, 0, IaxSubclass::RegReq, forged);
+    w.net.sender(addr(X)).send(addr(B), &bytes);
+    w.run_for(Duration::from_millis(50));
+    let cap = w.net.take_capture();
+    let reply = cap.iter().find(|(d, _)| d.from == addr(B)).unwrap();
+    let f = full(&reply.0).unwrap();
+    assert_eq!(f.iax_subclass(), Some(IaxSubclass::RegRej));
+    assert_eq!(f.source_call_number(), CallNumber::STATELESS);
+    assert_eq!(w.b.registration_stats().calltoken_rejects, 1);
+    assert_eq!(w.b.registration_transactions(), 0);
+}

@@ -12,6 +12,7 @@ use trunk_core::wire::{
 
 use super::media::{self, MediaRxStats};
 use super::reliable::{initial_timeout, RetransmitQueue};
+use super::registration::RegTxn;
 use super::trunk::{TrunkConfig, TrunkOut};
 use super::{CallId, CallState, Codec, Direction, EndReason, RecordedFrame};
 
@@ -130,8 +131,13 @@ pub(crate) struct Call {
     pub(crate) started: bool,
     pub(crate) codec: Codec,
     pub(crate) payload_len: usize,
-    /// The NEW's IEs, kept to re-send it with a call token.
+    /// The request that opened the call (NEW, REGREQ, REGREL): what a
+    /// CALLTOKEN challenge makes us send again.
+    pub(crate) request: IaxSubclass,
+    /// The request's IEs, kept to re-send it with a call token.
     pub(crate) new_ies: Option<IeList>,
+    /// Set when the call is a registration transaction, not a call.
+    pub(crate) reg: Option<RegTxn>,
     pub(crate) token_sent: bool,
     /// The challenge of our AUTHREQ (answerer).
     pub(crate) challenge: Option<String>,
@@ -181,7 +187,9 @@ impl Call {
             started: false,
             codec,
             payload_len,
+            request: IaxSubclass::New,
             new_ies: None,
+            reg: None,
             token_sent: false,
             challenge: None,
             auth_answered: false,
@@ -264,7 +272,7 @@ impl Call {
     }
 
     /// Sends a sequenced full frame, queues it for retransmission and
-    /// returns its length. `last` marks HANGUP/REJECT.
+    /// returns its length. `last` marks HANGUP/REJECT/REGACK/REGREJ.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn send_reliable(
         &mut self,
@@ -321,7 +329,10 @@ impl Call {
         let mut payload = vec![0u8; ies.buffer_len()];
         // The buffer is exactly the list's length.
         let _ = ies.emit(&mut payload);
-        let last = matches!(subclass, IaxSubclass::Hangup | IaxSubclass::Reject);
+        let last = matches!(
+            subclass,
+            IaxSubclass::Hangup | IaxSubclass::Reject | IaxSubclass::RegAck | IaxSubclass::RegRej
+        );
         self.send_reliable(
             now,
             out,

@@ -22,6 +22,7 @@
 mod auth;
 mod call;
 pub mod media;
+mod registration;
 mod reliable;
 mod rng;
 mod trunk;
@@ -44,6 +45,12 @@ pub use auth::md5_response;
 use auth::TokenMinter;
 use call::{send_unreliable, Call, Disposition};
 pub use media::MediaRxStats;
+pub use registration::{
+    RegistrarConfig, RegistrationFailure, RegistrationId, RegistrationState, RegistrationStats,
+    RegistrationStatus, RegistryEntry, DEFAULT_REFRESH, EXPIRY_GRACE_SECS, REFUSED_CAUSE,
+    REFUSED_CAUSE_CODE,
+};
+use registration::Registrations;
 use reliable::Expiry;
 use rng::SplitMix64;
 pub use trunk::TrunkConfig;
@@ -162,6 +169,12 @@ pub struct EndpointConfig {
     pub keep_ended_calls: bool,
     /// Seed of the endpoint's random numbers.
     pub seed: u64,
+    /// Act as a registrar for these users (PROTOCOL.md 11.3); `None`
+    /// refuses every REGREQ with a stateless REGREJ.
+    pub registrar: Option<RegistrarConfig>,
+    /// Registrant: re-register by itself at 5/6 of the granted REFRESH
+    /// (Asterisk). Off: each [`Endpoint::register`] sends one transaction.
+    pub reregister: bool,
 }
 
 impl EndpointConfig {
@@ -188,6 +201,8 @@ impl EndpointConfig {
             voice_events: false,
             keep_ended_calls: true,
             seed,
+            registrar: None,
+            reregister: true,
         }
     }
 }
@@ -341,6 +356,27 @@ pub enum Event {
     Ended {
         /// The call.
         call: CallId,
+    },
+    /// Registrant: REGACK received.
+    Registered {
+        /// The registration.
+        reg: RegistrationId,
+        /// REFRESH granted (60 when the REGACK had none).
+        refresh: u16,
+        /// APPARENT ADDR: where the registrar saw the REGREQ come from.
+        apparent_addr: Option<SocketAddr>,
+    },
+    /// Registrant: a registration attempt failed.
+    RegistrationFailed {
+        /// The registration.
+        reg: RegistrationId,
+        /// Why.
+        failure: RegistrationFailure,
+    },
+    /// Registrant: our REGREL was acknowledged with REGACK.
+    Unregistered {
+        /// The registration.
+        reg: RegistrationId,
     },
 }
 
@@ -591,6 +627,8 @@ pub struct Endpoint {
     trunk_flush_at: Option<Instant>,
     /// Reused buffer for one voice payload.
     scratch: Vec<u8>,
+    /// Registrant and registrar state.
+    regs: Registrations,
 }
 
 impl Endpoint {
@@ -626,6 +664,7 @@ impl Endpoint {
             trunk_index: HashMap::new(),
             trunk_flush_at: None,
             scratch: Vec::new(),
+            regs: Registrations::default(),
         }
     }
 
@@ -656,7 +695,10 @@ impl Endpoint {
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         let timer = self.timers.peek().map(|Reverse((t, _, _))| *t);
-        [timer, self.trunk_flush_at].into_iter().flatten().min()
+        [timer, self.trunk_flush_at, self.reg_deadline()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     fn call(&self, id: CallId) -> Option<&Call> {
@@ -794,6 +836,11 @@ impl Endpoint {
         let key = (call.peer, call.peer_call.get());
         if self.by_peer.get(&key) == Some(&call.local.get()) {
             self.by_peer.remove(&key);
+        }
+        if call.reg.is_some() {
+            // A registration transaction: no call counters, no events.
+            self.forget_txn(&call);
+            return;
         }
         self.by_id.remove(&call.id);
         call.stats.ended = Some(now);
@@ -1037,6 +1084,9 @@ impl Endpoint {
                 self.stats.trunk_frames_sent += t.flush(now, out) as u64;
             }
         }
+        if self.reg_deadline().is_some_and(|t| t <= now) {
+            self.reg_timers(now, out);
+        }
         self.prune_timers();
     }
 
@@ -1066,7 +1116,9 @@ impl Endpoint {
             self.stats.retransmissions += resent;
         }
         if let Expiry::GaveUp { last } = expiry {
-            if !last {
+            if call.reg.is_some() {
+                self.reg_gave_up(call, last);
+            } else if !last {
                 call.end(EndReason::Failed(FailReason::Timeout));
                 self.events.push_back(Event::CallFailed {
                     call: call.id,
@@ -1314,6 +1366,11 @@ impl Endpoint {
             Some(IaxSubclass::New) if f.dest_call_number() == CallNumber::UNKNOWN => {
                 self.on_new(now, from, f, out);
             }
+            Some(IaxSubclass::RegReq | IaxSubclass::RegRel)
+                if f.dest_call_number() == CallNumber::UNKNOWN =>
+            {
+                self.on_regreq(now, from, f, out);
+            }
             Some(IaxSubclass::Poke) => {
                 self.stats.pokes_answered += 1;
                 self.stateless(out, from, &f, IaxSubclass::Pong, &IeList::new());
@@ -1530,6 +1587,14 @@ impl Endpoint {
         f: FullFrame<&[u8]>,
         out: &mut dyn Transmit,
     ) -> Disposition {
+        if call.reg.is_some()
+            && matches!(
+                f.iax_subclass(),
+                Some(IaxSubclass::Reject | IaxSubclass::RegRej)
+            )
+        {
+            return self.reg_stateless_reject(call, &f, out);
+        }
         let ies = IeBlock::new_checked(f.payload()).ok();
         match f.iax_subclass() {
             Some(IaxSubclass::CallToken)
@@ -1555,7 +1620,7 @@ impl Endpoint {
                 call.iseqno = SeqNo(0);
                 call.last_iseqno_sent = None;
                 call.token_sent = true;
-                call.send_iax(now, out, IaxSubclass::New, &new_ies);
+                call.send_iax(now, out, call.request, &new_ies);
                 call.new_ies = Some(new_ies);
                 Disposition::Keep
             }
@@ -1606,6 +1671,9 @@ impl Endpoint {
         let Ok(ies) = parsed else {
             return Disposition::Keep;
         };
+        if call.reg.is_some() {
+            return self.on_reg_iax(call, now, f, sub, &ies, out);
+        }
         match sub {
             IaxSubclass::New => {
                 if call.direction == Direction::Incoming && call.state == CallState::Calling {
