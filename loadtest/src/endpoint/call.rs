@@ -11,8 +11,8 @@ use trunk_core::wire::{
 };
 
 use super::media::{self, MediaRxStats};
-use super::reliable::{initial_timeout, RetransmitQueue};
 use super::registration::RegTxn;
+use super::reliable::{initial_timeout, RetransmitQueue};
 use super::trunk::{TrunkConfig, TrunkOut};
 use super::{CallId, CallState, Codec, Direction, EndReason, RecordedFrame};
 

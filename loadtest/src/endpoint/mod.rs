@@ -45,12 +45,12 @@ pub use auth::md5_response;
 use auth::TokenMinter;
 use call::{send_unreliable, Call, Disposition};
 pub use media::MediaRxStats;
+use registration::Registrations;
 pub use registration::{
     RegistrarConfig, RegistrationFailure, RegistrationId, RegistrationState, RegistrationStats,
     RegistrationStatus, RegistryEntry, DEFAULT_REFRESH, EXPIRY_GRACE_SECS, REFUSED_CAUSE,
     REFUSED_CAUSE_CODE,
 };
-use registration::Registrations;
 use reliable::Expiry;
 use rng::SplitMix64;
 pub use trunk::TrunkConfig;
