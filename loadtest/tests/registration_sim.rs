@@ -403,3 +403,30 @@ fn refreshes_through_the_pair_keep_the_entry_and_leave_no_state() {
     w.a.stop_registration(now, reg);
     w.assert_tables_empty_after_linger();
 }
+
+#[test]
+fn lost_ack_of_regack_through_the_pair_is_recovered_and_tables_empty() {
+    let mut w = World::new();
+    let mut dropped = false;
+    // Drop PBX A's ACK of the REGACK on the WAN.
+    w.net.set_filter(move |d| {
+        if !dropped && d.from == addr(GW_A) && iax_sub(d) == Some(IaxSubclass::Ack) {
+            dropped = true;
+            Verdict::Drop
+        } else {
+            Verdict::Deliver
+        }
+    });
+    let reg = w.register("s3cret");
+    assert!(w.run_until(Duration::from_secs(2), |w| w.outcome(reg).is_some()));
+    w.run_for(Duration::from_secs(5));
+    // PBX B resent its REGACK through the lingering entries; PBX A, done
+    // with the transaction, answered INVAL (or an ACK): B let go.
+    assert!(w.b.stats().retransmissions >= 1);
+    assert_eq!(w.b.registration_transactions(), 0);
+    assert_eq!(w.a.registration_transactions(), 0);
+    assert_eq!(w.b.registered("siteA").unwrap().addr, addr(GW_B));
+    let now = w.net.now();
+    w.a.stop_registration(now, reg);
+    w.assert_tables_empty_after_linger();
+}
