@@ -743,3 +743,101 @@ fn a_number_reused_after_hangup_starts_a_new_call() {
     assert_eq!(pair.a.counters().snapshot().calls_created, 2);
     check(&pair);
 }
+
+/// One relay core with the given peers and routes, for the admission tests.
+fn single(peers: Vec<Peer>, routes: Vec<Route>) -> (RelayWorker, Instant) {
+    let config = Config {
+        listen: addr(GW_A),
+        workers: NonZeroUsize::new(1).unwrap(),
+        peers,
+        routes,
+        timeouts: Timeouts::default(),
+    };
+    let now = Instant::from_millis(5);
+    (
+        RelayWorker::new(Arc::new(Relay::new(&config, now, 9)), 0),
+        now,
+    )
+}
+
+fn feed(w: &mut RelayWorker, now: Instant, from: &str, bytes: &[u8]) -> Vec<(SocketAddr, Vec<u8>)> {
+    let mut data = bytes.to_vec();
+    let mut tx = VecTransmit::new();
+    w.handle_datagram(now, addr(from), &mut data, &mut tx);
+    tx.take()
+}
+
+#[test]
+fn maxcalls_refuses_with_congestion_and_acl_drops() {
+    use trunk_core::wire::IeLookup;
+    let mut limited = peer("pbx", PBX_A, PeerKind::Pbx, None);
+    limited.maxcalls = std::num::NonZeroU32::new(2);
+    let mut shut = peer("shut", "127.0.0.9:4569", PeerKind::Pbx, None);
+    shut.deny = vec!["127.0.0.0/8".parse().unwrap()];
+    let gw = peer(
+        "gw",
+        GW_B,
+        PeerKind::Gateway,
+        Some(TrunkSettings::default()),
+    );
+    let (mut w, now) = single(
+        vec![limited, shut, gw],
+        vec![route("pbx", None, "gw"), route("shut", None, "gw")],
+    );
+    for k in 0..2 {
+        let out = feed(&mut w, now, PBX_A, &new_frame(100 + k, "600"));
+        assert_eq!(out[0].0, addr(GW_B));
+    }
+    let out = feed(&mut w, now, PBX_A, &new_frame(102, "600"));
+    let f = full(&out[0].1);
+    assert_eq!(
+        (out[0].0, f.iax_subclass()),
+        (addr(PBX_A), Some(IaxSubclass::Reject))
+    );
+    let ies = trunk_core::wire::IeBlock::new_checked(f.payload()).unwrap();
+    assert_eq!(
+        ies.causecode(),
+        Ok(Some(34)),
+        "no circuit/channel available"
+    );
+    assert_eq!(w.relay().active_calls(), 2);
+    assert_eq!(w.counters().snapshot().drops(DropReason::CallLimit), 1);
+    // A peer whose rules refuse its own address is heard from by nobody.
+    assert!(feed(&mut w, now, "127.0.0.9:4569", &new_frame(100, "600")).is_empty());
+    assert_eq!(w.counters().snapshot().drops(DropReason::Acl), 1);
+    w.relay().check_invariants().unwrap();
+}
+
+#[test]
+fn a_dynamic_peer_is_learned_from_its_signalling_only() {
+    let mut roamer = peer("roamer", "127.0.0.1:1", PeerKind::Pbx, None);
+    roamer.host = PeerHost::Dynamic;
+    roamer.permit = vec!["10.1.0.0/16".parse().unwrap()];
+    roamer.deny = vec!["0.0.0.0/0".parse().unwrap()];
+    let gw = peer(
+        "gw",
+        GW_B,
+        PeerKind::Gateway,
+        Some(TrunkSettings::default()),
+    );
+    let (mut w, now) = single(
+        vec![roamer, gw],
+        vec![route("roamer", None, "gw"), route("gw", None, "roamer")],
+    );
+    // Before it is heard from, calls to it have nowhere to go.
+    let out = feed(&mut w, now, GW_B, &new_frame(700, "1"));
+    assert_eq!(full(&out[0].1).iax_subclass(), Some(IaxSubclass::Reject));
+    assert_eq!(w.counters().snapshot().drops(DropReason::NoRoute), 1);
+    // Media from a permitted address does not claim the peer; a NEW does.
+    assert!(feed(&mut w, now, "10.1.2.3:5000", &[0, 100, 0, 20, 1, 2, 3]).is_empty());
+    assert_eq!(w.counters().snapshot().drops(DropReason::Stranger), 1);
+    let out = feed(&mut w, now, "10.1.2.3:5000", &new_frame(100, "600"));
+    assert_eq!(out[0].0, addr(GW_B));
+    // An address outside the permit ranges is a stranger.
+    assert!(feed(&mut w, now, "10.2.0.1:5000", &new_frame(101, "600")).is_empty());
+    assert_eq!(w.counters().snapshot().drops(DropReason::Stranger), 2);
+    // Calls from the far side now reach the learned address.
+    let out = feed(&mut w, now, GW_B, &new_frame(701, "1"));
+    assert_eq!(out[0].0, addr("10.1.2.3:5000"));
+    w.relay().check_invariants().unwrap();
+}
