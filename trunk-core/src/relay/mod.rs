@@ -23,13 +23,24 @@
 //!
 //! - Full frames go hop by hop with only the call numbers rewritten; the
 //!   relay reads just enough signalling to keep its table right
-//!   ([`signalling`](self) in `signalling.rs`).
+//!   (`signalling.rs`). A TXREQ goes on as a PING and the PONG answering
+//!   it comes back as the TXREJ, so native transfer is refused without
+//!   the relay ever adding or removing a sequenced frame.
 //! - Mini frames and trunk entries are looked up by (peer, the peer's call
 //!   number) and leave as trunk entries towards a `trunk: true` peer, or
 //!   as mini frames otherwise, with their 16-bit timestamp and payload
-//!   untouched (`media.rs`).
+//!   untouched (`media.rs`). The trunk emitter (`trunk_tx.rs`) batches
+//!   entries per tick and sends a frame early when it is full.
 //! - Anything from a stranger, for an unknown call, or malformed is dropped
 //!   before anything is allocated, and counted by [`DropReason`].
+//!
+//! # Sharing between workers
+//!
+//! The call table is one slot per call number, each behind its own
+//! read-write lock: signalling takes it for writing, media for reading. A
+//! per-peer atomic index maps the peer's call numbers to ours. No lock
+//! covers the whole table; the call-number pool's mutex is taken only to
+//! create and free calls.
 
 mod call;
 mod callno;
