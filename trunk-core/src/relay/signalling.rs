@@ -82,6 +82,12 @@ impl RelayWorker {
         if source == CallNumber::UNKNOWN {
             return self.counters.count_drop(DropReason::Malformed);
         }
+        if source == CallNumber::STATELESS && dest == CallNumber::UNKNOWN {
+            // Call number 1 is only ever the source of a stateless reply,
+            // which always names the requester: a request from call 1
+            // would bind the reserved number (found by fuzzing).
+            return self.counters.count_drop(DropReason::Malformed);
+        }
         if dest == CallNumber::STATELESS {
             // The ACK a PBX sends back to a stateless reply: Asterisk
             // ignores it, so it goes no further (PROTOCOL.md 17).
