@@ -519,21 +519,64 @@ mod mmsg {
 
     use super::{unmap, Meta};
 
-    /// Headers for `recvmmsg`. They hold raw pointers into the batch's
-    /// buffers, rewritten before every call, so moving the batch is fine.
-    pub(super) struct RecvState {
+    /// Headers for `recvmmsg` or `sendmmsg`. They hold raw pointers into
+    /// the batch's buffers, rewritten before every call, so moving the
+    /// batch is fine.
+    pub(super) struct Headers {
         addrs: Box<[libc::sockaddr_storage]>,
         iovecs: Box<[libc::iovec]>,
         hdrs: Box<[libc::mmsghdr]>,
     }
 
-    impl std::fmt::Debug for RecvState {
+    /// The receive side's headers.
+    pub(super) type RecvState = Headers;
+    /// The send side's headers.
+    pub(super) type SendState = Headers;
+
+    impl std::fmt::Debug for Headers {
         fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            write!(f, "RecvState({} slots)", self.hdrs.len())
+            write!(f, "Headers({} slots)", self.hdrs.len())
         }
     }
 
-    impl RecvState {
+    /// Points one header at its address slot and one buffer.
+    fn point(
+        hdr: &mut libc::mmsghdr,
+        iov: &mut libc::iovec,
+        addr: &mut libc::sockaddr_storage,
+        base: *mut libc::c_void,
+        len: usize,
+        namelen: libc::socklen_t,
+    ) {
+        iov.iov_base = base;
+        iov.iov_len = len;
+        let h = &mut hdr.msg_hdr;
+        h.msg_name = ptr::from_mut(addr).cast();
+        h.msg_namelen = namelen;
+        h.msg_iov = ptr::from_mut(iov);
+        h.msg_iovlen = 1;
+        h.msg_control = ptr::null_mut();
+        h.msg_controllen = 0;
+        h.msg_flags = 0;
+        hdr.msg_len = 0;
+    }
+
+    /// Runs a syscall returning a count or -1, again after EINTR.
+    fn retry_eintr(mut call: impl FnMut() -> libc::c_int) -> io::Result<usize> {
+        loop {
+            match usize::try_from(call()) {
+                Ok(n) => return Ok(n),
+                Err(_) => {
+                    let e = io::Error::last_os_error();
+                    if e.kind() != io::ErrorKind::Interrupted {
+                        return Err(e);
+                    }
+                }
+            }
+        }
+    }
+
+    impl Headers {
         pub(super) fn new(slots: usize) -> Self {
             Self {
                 addrs: (0..slots).map(|_| zeroed_storage()).collect(),
@@ -555,40 +598,26 @@ mod mmsg {
                 .zip(self.hdrs.iter_mut());
             let mut n = 0;
             for (((buf, iov), addr), hdr) in slots {
-                iov.iov_base = buf.as_mut_ptr().cast();
-                iov.iov_len = buf.len();
-                let h = &mut hdr.msg_hdr;
-                h.msg_name = ptr::from_mut(addr).cast();
-                h.msg_namelen = STORAGE_LEN;
-                h.msg_iov = ptr::from_mut(iov);
-                h.msg_iovlen = 1;
-                h.msg_control = ptr::null_mut();
-                h.msg_controllen = 0;
-                h.msg_flags = 0;
-                hdr.msg_len = 0;
+                point(
+                    hdr,
+                    iov,
+                    addr,
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                    STORAGE_LEN,
+                );
                 n += 1;
             }
             let n = n.min(meta.len());
-            let got = loop {
-                // SAFETY: the first `n` headers were just pointed at live
-                // memory: each at its own sockaddr_storage (msg_namelen is
-                // its size) and its own iovec, each iovec at its own
-                // MAX_DATAGRAM-byte chunk of `bufs`. All of it is borrowed
-                // mutably for this call and nothing else aliases it; the
-                // kernel writes within those bounds only.
-                let r = unsafe {
-                    libc::recvmmsg(fd, self.hdrs.as_mut_ptr(), c_len(n), 0, ptr::null_mut())
-                };
-                match usize::try_from(r) {
-                    Ok(got) => break got,
-                    Err(_) => {
-                        let e = io::Error::last_os_error();
-                        if e.kind() != io::ErrorKind::Interrupted {
-                            return Err(e);
-                        }
-                    }
-                }
-            };
+            let hdrs = self.hdrs.as_mut_ptr();
+            // SAFETY: the first `n` headers were just pointed at live
+            // memory: each at its own sockaddr_storage (msg_namelen is its
+            // size) and its own iovec, each iovec at its own
+            // MAX_DATAGRAM-byte chunk of `bufs`. All of it is borrowed
+            // mutably for this call and nothing else aliases it; the kernel
+            // writes within those bounds only.
+            let got =
+                retry_eintr(|| unsafe { libc::recvmmsg(fd, hdrs, c_len(n), 0, ptr::null_mut()) })?;
             let results = self.hdrs.iter().zip(self.addrs.iter()).zip(meta.iter_mut());
             for ((hdr, addr), m) in results.take(got) {
                 let from = read_sockaddr(addr, hdr.msg_hdr.msg_namelen);
@@ -605,29 +634,6 @@ mod mmsg {
             }
             Ok(got)
         }
-    }
-
-    /// Headers for `sendmmsg`, filled from the queue before every call.
-    pub(super) struct SendState {
-        addrs: Box<[libc::sockaddr_storage]>,
-        iovecs: Box<[libc::iovec]>,
-        hdrs: Box<[libc::mmsghdr]>,
-    }
-
-    impl std::fmt::Debug for SendState {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            write!(f, "SendState({} slots)", self.hdrs.len())
-        }
-    }
-
-    impl SendState {
-        pub(super) fn new(slots: usize) -> Self {
-            Self {
-                addrs: (0..slots).map(|_| zeroed_storage()).collect(),
-                iovecs: (0..slots).map(|_| empty_iovec()).collect(),
-                hdrs: (0..slots).map(|_| zeroed_mmsghdr()).collect(),
-            }
-        }
 
         /// One `sendmmsg` of the first datagrams of `queue`: how many the
         /// kernel took. An error is the first datagram's.
@@ -642,41 +648,29 @@ mod mmsg {
                 .zip(self.hdrs.iter_mut());
             let mut n = 0;
             for ((((to, data), iov), addr), hdr) in slots {
+                let namelen = write_sockaddr(to, addr);
                 // The kernel only reads through this pointer (sendmmsg
                 // takes the same iovec type as recvmmsg, hence `mut`).
-                iov.iov_base = data.as_ptr().cast_mut().cast();
-                iov.iov_len = data.len();
-                let h = &mut hdr.msg_hdr;
-                h.msg_name = ptr::from_mut(addr).cast();
-                h.msg_namelen = write_sockaddr(to, addr);
-                h.msg_iov = ptr::from_mut(iov);
-                h.msg_iovlen = 1;
-                h.msg_control = ptr::null_mut();
-                h.msg_controllen = 0;
-                h.msg_flags = 0;
-                hdr.msg_len = 0;
+                point(
+                    hdr,
+                    iov,
+                    addr,
+                    data.as_ptr().cast_mut().cast(),
+                    data.len(),
+                    namelen,
+                );
                 n += 1;
             }
             if n == 0 {
                 return Ok(0);
             }
-            loop {
-                // SAFETY: the first `n` headers were just pointed at live
-                // memory: each at its own sockaddr_storage holding
-                // `msg_namelen` initialised bytes, and at its own iovec
-                // over a queued datagram that `queue` borrows for this
-                // call. The kernel reads within those bounds only.
-                let r = unsafe { libc::sendmmsg(fd, self.hdrs.as_mut_ptr(), c_len(n), 0) };
-                match usize::try_from(r) {
-                    Ok(sent) => return Ok(sent),
-                    Err(_) => {
-                        let e = io::Error::last_os_error();
-                        if e.kind() != io::ErrorKind::Interrupted {
-                            return Err(e);
-                        }
-                    }
-                }
-            }
+            let hdrs = self.hdrs.as_mut_ptr();
+            // SAFETY: the first `n` headers were just pointed at live
+            // memory: each at its own sockaddr_storage holding `msg_namelen`
+            // initialised bytes, and at its own iovec over a queued datagram
+            // that `queue` borrows for this call. The kernel reads within
+            // those bounds only.
+            retry_eintr(|| unsafe { libc::sendmmsg(fd, hdrs, c_len(n), 0) })
         }
     }
 

@@ -1,5 +1,5 @@
 //! Registration through a gateway pair, on the in-memory network with a
-//! virtual clock (the harness is a trimmed copy of `relay_sim.rs`'s):
+//! virtual clock (gateway nodes from `common/gateway_node.rs`):
 //!
 //! ```text
 //! PBX A (registrant) <-> gateway A <-(WAN)-> gateway B <-> PBX B (registrar)
@@ -16,18 +16,15 @@
 
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
-use std::sync::Arc;
 use std::time::Duration;
 
 use iax2_config::{Config, Peer, PeerHost, PeerKind, PeerName, Route, Timeouts, TrunkSettings};
 use iax2_loadtest::endpoint::{
     RegistrarConfig, RegistrationFailure, RegistrationId, RegistrationState,
 };
-use iax2_loadtest::sim::{Datagram, DynTransmit, Node, SimNet, Verdict};
+use iax2_loadtest::sim::{Datagram, SimNet, Verdict};
 use iax2_loadtest::{Endpoint, EndpointConfig, Event};
-use trunk_core::relay::{CounterSnapshot, Relay, RelayWorker};
 use trunk_core::time::Instant;
-use trunk_core::transmit::Transmit;
 use trunk_core::wire::{CallNumber, FullFrame, IaxSubclass, IeBlock, IeLookup};
 
 const PBX_A: &str = "10.1.0.10:4569";
@@ -81,64 +78,10 @@ fn site(listen: &str, pbx: &str, far_gw: &str) -> Config {
     }
 }
 
-/// A gateway core: one `Relay` and two workers behind one address, the
-/// datagrams dispatched by source address (as `SO_REUSEPORT` does).
-struct Gateway {
-    addr: SocketAddr,
-    workers: Vec<RelayWorker>,
-    scratch: Vec<u8>,
-}
+#[path = "common/gateway_node.rs"]
+mod gateway_node;
 
-impl Gateway {
-    fn new(listen: SocketAddr, config: &Config, epoch: Instant, seed: u64) -> Self {
-        let relay = Arc::new(Relay::new(config, epoch, seed));
-        Self {
-            addr: listen,
-            workers: (0..2)
-                .map(|i| RelayWorker::new(Arc::clone(&relay), i))
-                .collect(),
-            scratch: Vec::new(),
-        }
-    }
-
-    fn relay(&self) -> &Relay {
-        self.workers[0].relay()
-    }
-}
-
-impl Node for Gateway {
-    fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    fn handle_datagram(
-        &mut self,
-        now: Instant,
-        from: SocketAddr,
-        datagram: &[u8],
-        out: &mut dyn Transmit,
-    ) {
-        let i = usize::from(from.port()) % self.workers.len();
-        self.scratch.clear();
-        self.scratch.extend_from_slice(datagram);
-        self.workers[i].handle_datagram(now, from, &mut self.scratch, &mut DynTransmit(out));
-    }
-
-    fn handle_timeout(&mut self, now: Instant, out: &mut dyn Transmit) {
-        for w in &mut self.workers {
-            if w.poll_timeout().is_some_and(|t| t <= now) {
-                w.handle_timeout(now, &mut DynTransmit(out));
-            }
-        }
-    }
-
-    fn poll_timeout(&self) -> Option<Instant> {
-        self.workers
-            .iter()
-            .filter_map(RelayWorker::poll_timeout)
-            .min()
-    }
-}
+use gateway_node::{Dispatch, Gateway};
 
 /// The two gateways, PBX A (registrant) and PBX B (registrar for
 /// `siteA`/`s3cret`, CALLTOKEN required).
@@ -161,12 +104,16 @@ impl World {
                 &site(GW_A, PBX_A, GW_B),
                 start - Duration::from_millis(123_457),
                 1,
+                2,
+                Dispatch::BySource,
             ),
             Gateway::new(
                 addr(GW_B),
                 &site(GW_B, PBX_B, GW_A),
                 start - Duration::from_millis(7_003),
                 2,
+                2,
+                Dispatch::BySource,
             ),
         ];
         let a = EndpointConfig::new(addr(PBX_A), 41);
@@ -338,10 +285,7 @@ fn registration_through_the_pair_with_calltoken_and_md5() {
     assert_eq!(w.a.registration_transactions(), 0);
     assert_eq!(w.b.registration_transactions(), 0);
     for g in &w.gws {
-        let mut c = CounterSnapshot::default();
-        for worker in &g.workers {
-            c.merge(&worker.counters().snapshot());
-        }
+        let c = g.counters();
         assert_eq!(c.total_drops(), 0, "gateway {}: {:?}", g.addr, c.drops);
         assert_eq!(c.calls_created, 0, "a registration is not a call");
     }

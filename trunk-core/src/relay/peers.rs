@@ -130,19 +130,27 @@ pub(crate) enum Identified {
     Candidate(PeerId),
 }
 
-/// Static peers by address. A gateway has a handful of peers, and
-/// comparing a few addresses is cheaper than hashing one (SipHash showed
-/// in profiles of the media path); many peers get a hash map.
+/// Static peers by address, each with whether its own rules admit that
+/// address (decided once: a static peer's address never changes). A
+/// gateway has a handful of peers, and comparing a few addresses is
+/// cheaper than hashing one (SipHash showed in profiles of the media
+/// path); many peers get a hash map.
 #[derive(Debug)]
 enum AddrIndex {
-    Few(Vec<(SocketAddr, PeerId)>),
-    Many(HashMap<SocketAddr, PeerId>),
+    Few(Vec<(SocketAddr, StaticPeer)>),
+    Many(HashMap<SocketAddr, StaticPeer>),
+}
+
+#[derive(Clone, Copy, Debug)]
+struct StaticPeer {
+    id: PeerId,
+    permitted: bool,
 }
 
 impl AddrIndex {
     const FEW: usize = 16;
 
-    fn new(entries: Vec<(SocketAddr, PeerId)>) -> Self {
+    fn new(entries: Vec<(SocketAddr, StaticPeer)>) -> Self {
         if entries.len() <= Self::FEW {
             Self::Few(entries)
         } else {
@@ -151,9 +159,9 @@ impl AddrIndex {
     }
 
     #[inline]
-    fn get(&self, addr: &SocketAddr) -> Option<PeerId> {
+    fn get(&self, addr: &SocketAddr) -> Option<StaticPeer> {
         match self {
-            Self::Few(v) => v.iter().find(|(a, _)| a == addr).map(|&(_, id)| id),
+            Self::Few(v) => v.iter().find(|(a, _)| a == addr).map(|&(_, p)| p),
             Self::Many(m) => m.get(addr).copied(),
         }
     }
@@ -175,7 +183,13 @@ impl Peers {
         for (i, p) in list.iter().enumerate() {
             let id = PeerId(u16::try_from(i).unwrap_or(u16::MAX));
             match p.config.host {
-                PeerHost::Static(a) => by_addr.push((a, id)),
+                PeerHost::Static(a) => by_addr.push((
+                    a,
+                    StaticPeer {
+                        id,
+                        permitted: p.config.permits(a.ip()),
+                    },
+                )),
                 PeerHost::Dynamic => dynamic.push(id),
             }
         }
@@ -208,9 +222,9 @@ impl Peers {
     /// Which peer sent a datagram from `from`.
     #[inline]
     pub(crate) fn identify(&self, from: SocketAddr) -> Result<Identified, DropReason> {
-        if let Some(id) = self.by_addr.get(&from) {
-            return if self.get(id).config.permits(from.ip()) {
-                Ok(Identified::Peer(id))
+        if let Some(p) = self.by_addr.get(&from) {
+            return if p.permitted {
+                Ok(Identified::Peer(p.id))
             } else {
                 Err(DropReason::Acl)
             };
