@@ -171,6 +171,18 @@ fn new_frame(src: u16, called: &str) -> Vec<u8> {
     iax(src, 0, 3, 0, 0, IaxSubclass::New, ies)
 }
 
+/// A mini frame of `len` bytes of `byte` from `call` at `ts`.
+fn mini(call: u16, ts: u16, byte: u8, len: usize) -> Vec<u8> {
+    let repr = MiniFrameRepr {
+        source_call_number: cn(call),
+        timestamp: Timestamp16(ts),
+        payload: vec![byte; len],
+    };
+    let mut buf = vec![0; repr.buffer_len()];
+    repr.emit(&mut buf).unwrap();
+    buf
+}
+
 fn full(bytes: &[u8]) -> FullFrame<&[u8]> {
     FullFrame::new_checked(bytes).unwrap()
 }
@@ -216,18 +228,12 @@ fn call_setup_media_through_trunk_and_hangup() {
     // Voice A -> B: mini frames become trunk entries, then minis again.
     let mut sent = Vec::new();
     for k in 0..5u16 {
-        let mini = MiniFrameRepr {
-            source_call_number: cn(100),
-            timestamp: Timestamp16(1000 + 20 * k),
-            payload: vec![k as u8; 160],
-        };
-        let mut buf = vec![0; mini.buffer_len()];
-        mini.emit(&mut buf).unwrap();
+        let buf = mini(100, 1000 + 20 * k, k as u8, 160);
         assert!(
             pair.deliver(PBX_A, GW_A, &buf).is_empty(),
             "voice waits for the tick"
         );
-        sent.push(mini);
+        sent.push(MiniFrameRepr::parse(&buf).unwrap());
     }
     let out = pair.advance(20);
     assert_eq!(out.len(), 5);
@@ -243,13 +249,7 @@ fn call_setup_media_through_trunk_and_hangup() {
     assert_eq!(sa.tx_trunk_entries, 5);
 
     // Voice B -> A.
-    let mini = MiniFrameRepr {
-        source_call_number: cn(200),
-        timestamp: Timestamp16(7),
-        payload: vec![9; 160],
-    };
-    let mut buf = vec![0; mini.buffer_len()];
-    mini.emit(&mut buf).unwrap();
+    let buf = mini(200, 7, 9, 160);
     pair.deliver(PBX_B, GW_B, &buf);
     let out = pair.advance(20);
     assert_eq!(out.len(), 1);
@@ -322,13 +322,7 @@ fn no_timestamp_trunks_and_calltoken() {
     );
     assert_eq!(out.len(), 1);
 
-    let mini = MiniFrameRepr {
-        source_call_number: cn(100),
-        timestamp: Timestamp16(40),
-        payload: vec![1; 20],
-    };
-    let mut buf = vec![0; mini.buffer_len()];
-    mini.emit(&mut buf).unwrap();
+    let buf = mini(100, 40, 1, 20);
     pair.deliver(PBX_A, GW_A, &buf);
     let out = pair.advance(20);
     assert_eq!(out.len(), 1);
@@ -479,13 +473,7 @@ fn trunk_frames_fill_the_mtu() {
     // Frames that fill up leave at once; the rest at the tick.
     let mut out = Vec::new();
     for &(c, _) in &calls {
-        let mini = MiniFrameRepr {
-            source_call_number: cn(c),
-            timestamp: Timestamp16(20),
-            payload: vec![0xff; 160],
-        };
-        let mut buf = vec![0; mini.buffer_len()];
-        mini.emit(&mut buf).unwrap();
+        let buf = mini(c, 20, 0xff, 160);
         out.extend(pair.deliver(PBX_A, GW_A, &buf));
     }
     out.extend(pair.advance(20));
@@ -520,13 +508,7 @@ fn relay_program() -> Vec<u8> {
         1,
         &iax(300, 2, 10, 0, 1, IaxSubclass::Accept, IeList::new()),
     );
-    let mini = MiniFrameRepr {
-        source_call_number: cn(100),
-        timestamp: Timestamp16(20),
-        payload: vec![5; 20],
-    };
-    let mut m = vec![0; mini.buffer_len()];
-    mini.emit(&mut m).unwrap();
+    let m = mini(100, 20, 5, 20);
     rec(0, &m);
     rec(
         0x0c,
