@@ -1,7 +1,7 @@
 //! Two emulated PBXs on loopback UDP, N calls for T seconds: a quick check
 //! that the driver is not the bottleneck.
 //!
-//! `cargo run --release -p iax2-loadtest --example loopback -- 500 10`
+//! `cargo run --release -p loadtest --example loopback -- 500 10`
 
 use std::net::UdpSocket;
 use std::time::Duration;

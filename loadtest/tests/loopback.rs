@@ -27,7 +27,7 @@
 //!
 //! It needs an optimised build: `scripts/test` runs it with `--release`.
 //! Run it alone with
-//! `cargo test --release -p iax2-loadtest --test loopback -- --include-ignored --nocapture`.
+//! `cargo test --release -p loadtest --test loopback -- --include-ignored --nocapture`.
 
 // Test code: a panic is a failure.
 #![allow(clippy::unwrap_used)]
