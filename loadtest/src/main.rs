@@ -1,0 +1,3 @@
+//! `loadtest`: the iax2-trunk call-load generator.
+
+fn main() {}
