@@ -42,6 +42,7 @@ pub mod sim;
 pub mod tap;
 
 pub use endpoint::{
-    md5_response, AnswerMode, CallId, CallState, CallStats, Codec, Direction, EndReason, EndedCall,
-    Endpoint, EndpointConfig, EndpointStats, Event, FailReason, RecordedFrame,
+    md5_response, AnswerMode, CallId, CallOwners, CallState, CallStats, Codec, Direction,
+    EndReason, EndedCall, Endpoint, EndpointConfig, EndpointStats, Event, FailReason, Measurements,
+    RecordedFrame, Shard,
 };

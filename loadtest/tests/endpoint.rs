@@ -1532,3 +1532,80 @@ fn registrar_requires_the_call_token() {
     assert_eq!(w.b.registration_stats().calltoken_rejects, 1);
     assert_eq!(w.b.registration_transactions(), 0);
 }
+
+// ---------------------------------------------------------------------------
+// Echo answerer, measured distributions, shards
+// ---------------------------------------------------------------------------
+
+#[test]
+fn echo_answerer_returns_the_callers_own_frames_and_latency_is_the_round_trip() {
+    let mut b = cfg(B, 32);
+    b.echo = true;
+    let mut w = World::new(cfg(A, 31), b);
+    let (ca, cb) = w.answered_call();
+    w.run_for(Duration::from_secs(2));
+    let a = w.a.call_stats(ca).unwrap().clone();
+    let b = w.b.call_stats(cb).unwrap().clone();
+    // B generated nothing of its own: every frame it sent was an echo.
+    assert_eq!(b.voice_sent, b.rx.unique());
+    assert!(a.rx.received > 90, "{a:?}");
+    assert_eq!((a.rx.lost(), a.rx.corrupt), (0, 0));
+    // The payloads A got back are the ones it sent, in order.
+    let sent = w.a.sent_media(ca).unwrap();
+    let back = w.a.received_media(ca).unwrap();
+    for (s, r) in sent.iter().zip(back) {
+        assert_eq!(s.payload, r.payload);
+    }
+    // The network delays each hop by 5 ms: A measures both hops.
+    let m = w.a.measurements();
+    let p50 = iax2_loadtest::endpoint::measure::quantile_ms(&m.latency_us, 0.5);
+    assert!((9.9..=10.1).contains(&p50), "{p50}");
+}
+
+#[test]
+fn latency_setup_and_jitter_histograms() {
+    let mut w = World::new(cfg(A, 41), cfg(B, 42));
+    let ids: Vec<CallId> = (0..20).map(|i| w.originate(&format!("{i}"))).collect();
+    w.run_for(Duration::from_secs(1));
+    let m = w.a.take_measurements();
+    use iax2_loadtest::endpoint::measure::{max_ms, quantile_ms};
+    // One-way 5 ms on the simulated network, for every frame.
+    assert!(m.latency_us.len() > 20 * 40, "{}", m.latency_us.len());
+    assert!((4.9..=5.1).contains(&quantile_ms(&m.latency_us, 0.99)));
+    // NEW, ACCEPT+ANSWER: one round trip, 10 ms.
+    assert_eq!(m.setup_us.len(), 20);
+    assert!((9.9..=10.1).contains(&max_ms(&m.setup_us)));
+    // Perfect pacing: jitter of each live call is (nearly) zero.
+    assert_eq!(m.jitter_us.len(), 20);
+    assert!(max_ms(&m.jitter_us) < 0.01);
+    // The window was emptied; B answered, so it measured no setup time.
+    assert_eq!(w.a.take_measurements().latency_us.len(), 0);
+    assert_eq!(w.b.measurements().setup_us.len(), 0);
+    let now = w.net.now();
+    for id in ids {
+        w.a.hangup(now, id, 16, &mut w.net.sender(addr(A)));
+    }
+}
+
+#[test]
+fn a_shard_allocates_only_its_own_call_numbers_and_publishes_peer_owners() {
+    use iax2_loadtest::{CallOwners, Shard};
+    use std::sync::Arc;
+    let owners = Arc::new(CallOwners::default());
+    let mut a = cfg(A, 51);
+    a.shard = Some(Shard::new(2, 3, owners.clone()));
+    let mut w = World::new(a, cfg(B, 52));
+    let ids: Vec<CallId> = (0..50).map(|i| w.originate(&format!("{i}"))).collect();
+    w.run_for(Duration::from_millis(500));
+    for &id in &ids {
+        let s = w.a.call_stats(id).unwrap();
+        assert_eq!(s.local_call_number % 3, 2);
+        let peer = s.peer_call_number.unwrap();
+        assert_eq!(owners.owner(peer), Some(2));
+    }
+    let peer0 = w.a.call_stats(ids[0]).unwrap().peer_call_number.unwrap();
+    let now = w.net.now();
+    w.a.hangup_all(now, 16, &mut w.net.sender(addr(A)));
+    w.run_for(Duration::from_millis(200));
+    assert_eq!(owners.owner(peer0), None);
+}

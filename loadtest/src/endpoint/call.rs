@@ -415,9 +415,14 @@ impl Call {
         full_on_wrap: bool,
         record: bool,
         trunk: Option<(&TrunkConfig, &mut TrunkOut, &mut Vec<u8>)>,
+        echo: Option<(u32, &[u8])>,
     ) -> (bool, usize) {
-        let ts = self.tx.next_ts;
+        let (ts, len) = echo.map_or((self.tx.next_ts, self.payload_len), |(ts, p)| (ts, p.len()));
         let seq = self.tx.seq;
+        let fill = |buf: &mut [u8]| match echo {
+            Some((_, p)) if p.len() == buf.len() => buf.copy_from_slice(p),
+            _ => media::write_payload(buf, seq, now),
+        };
         let full = match self.tx.last_ts {
             None => true,
             Some(_) if trunk.is_some() => false,
@@ -430,11 +435,10 @@ impl Call {
                 }
             }
         };
-        let len = self.payload_len;
         let mut trunk_frames = 0;
         if full {
             let mut payload = vec![0u8; len];
-            media::write_payload(&mut payload, seq, now);
+            fill(&mut payload);
             let subclass = Subclass::from_format(self.codec.format()).unwrap_or(Subclass(0));
             self.note_sent_ts(ts);
             self.send_reliable(now, out, FrameType::Voice, subclass, ts, &payload, false);
@@ -445,7 +449,7 @@ impl Call {
         } else if let Some((cfg, t, scratch)) = trunk {
             scratch.clear();
             scratch.resize(len, 0);
-            media::write_payload(scratch, seq, now);
+            fill(scratch);
             if record {
                 self.sent_media.push(RecordedFrame {
                     ts,
@@ -461,7 +465,7 @@ impl Call {
                 // Our call numbers are never 0, so this cannot fail.
                 let _ = m.set_source_call_number(self.local);
                 m.set_timestamp(Timestamp16::from_full(ts));
-                media::write_payload(m.payload_mut(), seq, now);
+                fill(m.payload_mut());
                 if record {
                     self.sent_media.push(RecordedFrame {
                         ts,

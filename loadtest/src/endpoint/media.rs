@@ -128,7 +128,9 @@ impl MediaRxStats {
 
     /// Records a frame with an intact payload: `seq` and `sent` from its
     /// header, `ts` its reconstructed call timestamp, `now` the arrival.
-    pub(crate) fn record(&mut self, seq: u32, sent: Instant, ts: u32, now: Instant) {
+    /// Returns the frame's one-way latency in microseconds, `None` for a
+    /// duplicate.
+    pub(crate) fn record(&mut self, seq: u32, sent: Instant, ts: u32, now: Instant) -> Option<u64> {
         self.received += 1;
         match self.highest_seq {
             Some(h) if seq <= h => {
@@ -141,7 +143,7 @@ impl MediaRxStats {
                 };
                 if dup {
                     self.duplicates += 1;
-                    return;
+                    return None;
                 }
                 self.reordered += 1;
             }
@@ -175,6 +177,7 @@ impl MediaRxStats {
             self.jitter_us += (d - self.jitter_us) / 16.0;
         }
         self.prev_transit_us = Some(transit);
+        Some(latency)
     }
 }
 

@@ -21,10 +21,12 @@
 
 mod auth;
 mod call;
+pub mod measure;
 pub mod media;
 mod registration;
 mod reliable;
 mod rng;
+pub mod shard;
 mod trunk;
 
 use std::cmp::Reverse;
@@ -44,6 +46,7 @@ use trunk_core::wire::{
 pub use auth::md5_response;
 use auth::TokenMinter;
 use call::{send_unreliable, Call, Disposition};
+pub use measure::Measurements;
 pub use media::MediaRxStats;
 use registration::Registrations;
 pub use registration::{
@@ -53,6 +56,7 @@ pub use registration::{
 };
 use reliable::Expiry;
 use rng::SplitMix64;
+pub use shard::{CallOwners, Shard};
 pub use trunk::TrunkConfig;
 use trunk::TrunkOut;
 
@@ -175,6 +179,14 @@ pub struct EndpointConfig {
     /// Registrant: re-register by itself at 5/6 of the granted REFRESH
     /// (Asterisk). Off: each [`Endpoint::register`] sends one transaction.
     pub reregister: bool,
+    /// One of several endpoints sharing one address: allocate only this
+    /// shard's call numbers and publish which peer call numbers it owns.
+    pub shard: Option<Shard>,
+    /// Answerer: send each voice frame received back on the same call
+    /// (payload unchanged, our own timestamps) instead of generating
+    /// voice, as Asterisk's Echo() does. The originator then measures the
+    /// round trip.
+    pub echo: bool,
 }
 
 impl EndpointConfig {
@@ -203,6 +215,8 @@ impl EndpointConfig {
             seed,
             registrar: None,
             reregister: true,
+            shard: None,
+            echo: false,
         }
     }
 }
@@ -629,6 +643,8 @@ pub struct Endpoint {
     scratch: Vec<u8>,
     /// Registrant and registrar state.
     regs: Registrations,
+    /// Latency, setup and jitter distributions.
+    measure: Measurements,
 }
 
 impl Endpoint {
@@ -665,6 +681,7 @@ impl Endpoint {
             trunk_flush_at: None,
             scratch: Vec::new(),
             regs: Registrations::default(),
+            measure: Measurements::new(),
         }
     }
 
@@ -742,6 +759,27 @@ impl Endpoint {
         v
     }
 
+    /// The distributions measured since the start or the last
+    /// [`take_measurements`](Self::take_measurements); jitter includes
+    /// the current value of every live call that received voice.
+    pub fn measurements(&self) -> Measurements {
+        let mut m = self.measure.clone();
+        for c in self.slots.iter().flatten() {
+            if c.reg.is_none() && c.stats.rx.unique() > 1 {
+                m.record_jitter(c.stats.rx.jitter_us);
+            }
+        }
+        m
+    }
+
+    /// [`measurements`](Self::measurements), then starts a new window:
+    /// the histograms are emptied.
+    pub fn take_measurements(&mut self) -> Measurements {
+        let m = self.measurements();
+        self.measure.reset();
+        m
+    }
+
     /// Endpoint-wide counters, live calls' media included.
     pub fn stats(&self) -> EndpointStats {
         let mut s = self.stats.clone();
@@ -767,19 +805,27 @@ impl Endpoint {
     // Call table
     // -----------------------------------------------------------------
 
-    /// A random free call number in 2..=32767, never 0 or 1.
+    /// A random free call number in 2..=32767, never 0 or 1; a shard
+    /// takes only the numbers congruent to its index.
     fn allocate_call_number(&mut self) -> Option<CallNumber> {
+        let (index, count) = self
+            .cfg
+            .shard
+            .as_ref()
+            .map_or((0, 1), |s| (usize::from(s.index), usize::from(s.count)));
+        let usable = |n: usize| n >= 2 && n < SLOTS && n % count == index;
         for _ in 0..64 {
-            let n = self.rng.range(2, 32767) as u16;
-            if self.slots[usize::from(n)].is_none() {
-                return CallNumber::new(n).ok();
+            let r = self.rng.range(2, 32767) as usize;
+            let n = r - r % count + index;
+            if usable(n) && self.slots[n].is_none() {
+                return CallNumber::new(n as u16).ok();
             }
         }
         // Nearly full: scan from a random point.
         let start = self.rng.range(2, 32767) as usize;
         (0..SLOTS - 2)
             .map(|i| 2 + (start - 2 + i) % (SLOTS - 2))
-            .find(|&n| self.slots[n].is_none())
+            .find(|&n| usable(n) && self.slots[n].is_none())
             .and_then(|n| CallNumber::new(n as u16).ok())
     }
 
@@ -812,6 +858,9 @@ impl Endpoint {
             call.stats.peer_call_number = Some(peer_call.get());
             self.by_peer
                 .insert((call.peer, peer_call.get()), call.local.get());
+            if let Some(shard) = &self.cfg.shard {
+                shard.owners.claim(peer_call.get(), shard.index);
+            }
         }
     }
 
@@ -836,6 +885,9 @@ impl Endpoint {
         let key = (call.peer, call.peer_call.get());
         if self.by_peer.get(&key) == Some(&call.local.get()) {
             self.by_peer.remove(&key);
+            if let Some(shard) = &self.cfg.shard {
+                shard.owners.release(key.1, shard.index);
+            }
         }
         if call.reg.is_some() {
             // A registration transaction: no call counters, no events.
@@ -853,6 +905,9 @@ impl Endpoint {
         }
         self.stats.calls_ended += 1;
         self.ended_media.add_media(&call.stats.rx);
+        if call.stats.rx.unique() > 1 {
+            self.measure.record_jitter(call.stats.rx.jitter_us);
+        }
         let id = call.id;
         if self.cfg.keep_ended_calls {
             let call = *call;
@@ -1154,39 +1209,52 @@ impl Endpoint {
                 continue;
             }
             if !call.tx.quelched {
-                let trunk = match &self.cfg.trunk {
-                    Some(tc) => {
-                        let trunks = &mut self.trunks;
-                        let i = *self.trunk_index.entry(call.peer).or_insert_with(|| {
-                            trunks.push(TrunkOut::new(call.peer));
-                            trunks.len() - 1
-                        });
-                        if self.trunk_flush_at.is_none() {
-                            self.trunk_flush_at = Some(now + tc.interval);
-                        }
-                        Some((tc, &mut self.trunks[i], &mut self.scratch))
-                    }
-                    None => None,
-                };
-                let (full, frames) = call.send_voice(
-                    now,
-                    out,
-                    self.cfg.full_voice_on_wrap,
-                    self.cfg.record_media,
-                    trunk,
-                );
-                self.stats.trunk_frames_sent += frames as u64;
-                self.stats.voice_sent += 1;
-                if full {
-                    self.stats.voice_full_sent += 1;
-                    self.stats.full_frames_sent += 1;
-                }
+                self.send_voice(call, now, out, None);
             }
             sent += 1;
             call.tx.next_at += ptime;
             call.tx.next_ts = call.tx.next_ts.wrapping_add(self.cfg.ptime_ms);
         }
         Disposition::Keep
+    }
+
+    /// Sends one voice frame of `call`: the next generated one, or with
+    /// `echo` (timestamp, payload) a received one sent back.
+    fn send_voice(
+        &mut self,
+        call: &mut Call,
+        now: Instant,
+        out: &mut dyn Transmit,
+        echo: Option<(u32, &[u8])>,
+    ) {
+        let trunk = match &self.cfg.trunk {
+            Some(tc) => {
+                let trunks = &mut self.trunks;
+                let i = *self.trunk_index.entry(call.peer).or_insert_with(|| {
+                    trunks.push(TrunkOut::new(call.peer));
+                    trunks.len() - 1
+                });
+                if self.trunk_flush_at.is_none() {
+                    self.trunk_flush_at = Some(now + tc.interval);
+                }
+                Some((tc, &mut self.trunks[i], &mut self.scratch))
+            }
+            None => None,
+        };
+        let (full, frames) = call.send_voice(
+            now,
+            out,
+            self.cfg.full_voice_on_wrap,
+            self.cfg.record_media,
+            trunk,
+            echo,
+        );
+        self.stats.trunk_frames_sent += frames as u64;
+        self.stats.voice_sent += 1;
+        if full {
+            self.stats.voice_full_sent += 1;
+            self.stats.full_frames_sent += 1;
+        }
     }
 
     // -----------------------------------------------------------------
@@ -1264,7 +1332,15 @@ impl Endpoint {
         out: &mut dyn Transmit,
     ) {
         let Some(&local) = self.by_peer.get(&(from, source.get())) else {
-            self.stats.unknown_call_media += 1;
+            match &self.cfg.shard {
+                // A trunk frame goes to every shard; each takes its own entries.
+                Some(s) if trunk.is_some() || ts16.is_none() => {
+                    if s.owners.owner(source.get()).is_none_or(|o| o == s.index) {
+                        self.stats.unknown_call_media += 1;
+                    }
+                }
+                _ => self.stats.unknown_call_media += 1,
+            }
             return;
         };
         let Some(mut call) = self.slots[usize::from(local)].take() else {
@@ -1288,17 +1364,29 @@ impl Endpoint {
                 _ => call.rx_last_ts,
             };
             call.note_rx_ts(now, ts);
-            self.on_voice(&mut call, now, ts, payload);
+            self.on_voice(&mut call, now, ts, payload, out);
         }
         self.slots[usize::from(local)] = Some(call);
     }
 
-    fn on_voice(&mut self, call: &mut Call, now: Instant, ts: u32, payload: &[u8]) {
+    fn on_voice(
+        &mut self,
+        call: &mut Call,
+        now: Instant,
+        ts: u32,
+        payload: &[u8],
+        out: &mut dyn Transmit,
+    ) {
         let checked = media::check_payload(payload);
         let len_ok = *call.rx_payload_len.get_or_insert(payload.len()) == payload.len();
         let seq = match checked {
             Some((seq, sent)) if len_ok => {
-                call.stats.rx.record(seq, sent, ts, now);
+                if let Some(latency) = call.stats.rx.record(seq, sent, ts, now) {
+                    self.measure.record_latency(latency);
+                    if self.cfg.echo && call.state == CallState::Up {
+                        self.send_voice(call, now, out, Some((ts, payload)));
+                    }
+                }
                 Some(seq)
             }
             _ => {
@@ -1541,7 +1629,7 @@ impl Endpoint {
             FrameType::Voice => {
                 call.rx_format = f.subclass().voice_format();
                 if call.started {
-                    self.on_voice(call, now, f.timestamp(), f.payload());
+                    self.on_voice(call, now, f.timestamp(), f.payload(), out);
                 } else {
                     call.stats.rx.dropped += 1;
                 }
@@ -1867,8 +1955,14 @@ impl Endpoint {
         call.set_state(CallState::Up);
         call.stats.answered = Some(now);
         self.stats.calls_answered += 1;
+        if call.direction == Direction::Outgoing {
+            self.measure.record_setup(
+                now.as_micros()
+                    .saturating_sub(call.stats.created.as_micros()),
+            );
+        }
         self.events.push_back(Event::Answered { call: call.id });
-        if self.cfg.media {
+        if self.cfg.media && !self.cfg.echo {
             call.start_media(now);
         }
     }
