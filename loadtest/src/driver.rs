@@ -17,21 +17,35 @@
 //! All drivers that measure latency against each other must share one
 //! clock origin ([`DriverConfig::origin`]): the endpoint's voice payload
 //! carries the send instant, and the receiver subtracts it from its own.
+//!
+//! # One PBX on several threads
+//!
+//! [`spawn_group`] plays one PBX (one address) with several endpoints, the
+//! shards of [`crate::endpoint::shard`], each on its own thread and its own
+//! `SO_REUSEPORT` socket bound to the same address. The gateway's steering
+//! program spreads incoming datagrams over the sockets by the sender's call
+//! number; a datagram that lands on a shard that does not own its call is
+//! handed to the owner in batches over a channel (the owner is known from
+//! our call number in full frames, and from the shared owner table for
+//! mini frames); a meta trunk frame goes to every shard, each taking its
+//! own entries. Sends need no handoff: every socket sends from the
+//! PBX's address.
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use iax2_gateway::batch::{Flush, IoCounters, RecvBatch, SendBatch, RECV_SLOTS};
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Interest, Poll, Token, Waker};
 use trunk_core::relay::{Counters, DropReason};
 use trunk_core::time::Instant;
 use trunk_core::transmit::{Transmit, MAX_DATAGRAM};
 
-use crate::endpoint::{CallId, Endpoint, EndpointStats, Event};
+use crate::endpoint::{CallId, CallOwners, Endpoint, EndpointStats, Event, Measurements, Shard};
 
 /// How the driver runs.
 #[derive(Debug, Clone, Copy)]
@@ -75,6 +89,188 @@ const SEND_SLOTS: usize = 512;
 const SEND_RETRY: Duration = Duration::from_millis(2);
 
 const SOCKET: Token = Token(0);
+const WAKER: Token = Token(1);
+
+/// Datagrams handed between two shards in one batch, at most.
+const HANDOFF_SLOTS: usize = 256;
+/// Batches waiting for one shard, at most; past it handoffs are dropped
+/// and counted.
+const HANDOFF_QUEUE: usize = 64;
+
+/// Datagrams received by one shard for another, with their arrival time.
+#[derive(Debug)]
+struct Handoff {
+    /// The shard that filled it, which gets it back when it is empty.
+    origin: usize,
+    data: Vec<u8>,
+    /// (source, arrival, offset in `data`, length).
+    items: Vec<(SocketAddr, Instant, usize, usize)>,
+}
+
+impl Handoff {
+    fn new(origin: usize) -> Self {
+        Self {
+            origin,
+            data: Vec::with_capacity(HANDOFF_SLOTS * 256),
+            items: Vec::with_capacity(HANDOFF_SLOTS),
+        }
+    }
+}
+
+/// Where a received datagram goes, for a shard of `count`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    Here,
+    To(usize),
+    Everyone,
+}
+
+/// The shard that owns `datagram`'s call (see the module documentation).
+fn route(datagram: &[u8], shard: &Shard) -> Route {
+    let here = usize::from(shard.index);
+    let word = |i: usize| {
+        datagram
+            .get(i..i + 2)
+            .map(|b| u16::from_be_bytes([b[0], b[1]]))
+    };
+    let (Some(first), Some(second)) = (word(0), word(2)) else {
+        return Route::Here;
+    };
+    let owner = if first == 0 {
+        // Meta frame: trunk frames carry many calls; video ones are ignored.
+        return if second & 0x8000 == 0 {
+            Route::Everyone
+        } else {
+            Route::Here
+        };
+    } else if first & 0x8000 != 0 {
+        // Full frame: our call number, unless this starts a transaction.
+        match second & 0x7fff {
+            0 => here,
+            ours => usize::from(shard.owner_of_local(ours)),
+        }
+    } else {
+        shard.owners.owner(first).map_or(here, usize::from)
+    };
+    if owner == here {
+        Route::Here
+    } else {
+        Route::To(owner)
+    }
+}
+
+/// A shard's link to the others.
+struct Link {
+    shard: Shard,
+    /// Each shard's inbox and waker, this one's included.
+    peers: Arc<[(crossbeam_channel::Sender<Handoff>, Arc<Waker>)]>,
+    inbox: crossbeam_channel::Receiver<Handoff>,
+    /// Empty batches of this shard, returned by their consumers.
+    free: (
+        crossbeam_channel::Sender<Handoff>,
+        crossbeam_channel::Receiver<Handoff>,
+    ),
+    /// Every shard's free-batch sender, to return batches to their origin.
+    returns: Arc<[crossbeam_channel::Sender<Handoff>]>,
+    /// Batches being filled, by target shard.
+    open: Vec<Option<Handoff>>,
+    counters: Arc<HandoffCounters>,
+}
+
+/// Handoff counters of a shard group.
+#[derive(Debug, Default)]
+pub struct HandoffCounters {
+    forwarded: AtomicU64,
+    broadcast: AtomicU64,
+    dropped: AtomicU64,
+}
+
+impl HandoffCounters {
+    /// (datagrams forwarded to their owner, trunk frames copied to every
+    /// shard, datagrams dropped because the owner's queue was full).
+    pub fn snapshot(&self) -> (u64, u64, u64) {
+        (
+            self.forwarded.load(Ordering::Relaxed),
+            self.broadcast.load(Ordering::Relaxed),
+            self.dropped.load(Ordering::Relaxed),
+        )
+    }
+}
+
+impl Link {
+    fn index(&self) -> usize {
+        usize::from(self.shard.index)
+    }
+
+    /// Queues a copy of `data` for shard `to`.
+    fn push(&mut self, to: usize, from: SocketAddr, now: Instant, data: &[u8]) {
+        let origin = self.index();
+        let Some(slot) = self.open.get_mut(to) else {
+            return;
+        };
+        let batch = slot.get_or_insert_with(|| {
+            self.free
+                .1
+                .try_recv()
+                .unwrap_or_else(|_| Handoff::new(origin))
+        });
+        let at = batch.data.len();
+        batch.data.extend_from_slice(data);
+        batch.items.push((from, now, at, data.len()));
+        if batch.items.len() >= HANDOFF_SLOTS {
+            self.send(to);
+        }
+    }
+
+    /// Sends the open batch for shard `to` and wakes it.
+    fn send(&mut self, to: usize) {
+        let Some(batch) = self.open.get_mut(to).and_then(Option::take) else {
+            return;
+        };
+        let Some((tx, waker)) = self.peers.get(to) else {
+            return;
+        };
+        let n = batch.items.len() as u64;
+        match tx.try_send(batch) {
+            Ok(()) => {
+                let _ = waker.wake();
+            }
+            Err(e) => {
+                self.counters.dropped.fetch_add(n, Ordering::Relaxed);
+                let mut batch = e.into_inner();
+                batch.data.clear();
+                batch.items.clear();
+                let _ = self.free.0.try_send(batch);
+            }
+        }
+    }
+
+    fn send_all(&mut self) {
+        for to in 0..self.open.len() {
+            self.send(to);
+        }
+    }
+
+    /// Hands `data` on if another shard owns it; whether it stays here.
+    fn dispatch(&mut self, from: SocketAddr, now: Instant, data: &[u8]) -> bool {
+        match route(data, &self.shard) {
+            Route::Here => true,
+            Route::To(to) => {
+                self.counters.forwarded.fetch_add(1, Ordering::Relaxed);
+                self.push(to, from, now, data);
+                false
+            }
+            Route::Everyone => {
+                self.counters.broadcast.fetch_add(1, Ordering::Relaxed);
+                let here = self.index();
+                for to in (0..self.open.len()).filter(|&i| i != here) {
+                    self.push(to, from, now, data);
+                }
+                true
+            }
+        }
+    }
+}
 
 /// The outgoing side: a bounded `sendmmsg` queue and its counters.
 #[derive(Debug)]
@@ -187,6 +383,20 @@ pub struct DriverStats {
     pub recv_errors: u64,
     /// Events dropped because nobody took them.
     pub events_dropped: u64,
+    /// Datagrams other shards of the group received for this one.
+    pub handed_in: u64,
+}
+
+impl DriverStats {
+    /// Adds another driver's counters.
+    pub fn add(&mut self, o: &Self) {
+        self.received += o.received;
+        self.sent += o.sent;
+        self.send_errors += o.send_errors;
+        self.recv_errors += o.recv_errors;
+        self.events_dropped += o.events_dropped;
+        self.handed_in += o.handed_in;
+    }
 }
 
 /// Controls a driver thread. Dropping it stops the thread.
@@ -217,13 +427,205 @@ pub fn spawn_udp(
     let (tx, rx) = mpsc::channel();
     let thread = std::thread::Builder::new()
         .name(format!("iax2-endpoint-{local}"))
-        .spawn(move || run(endpoint, &socket, poll, &rx, cfg))?;
+        .spawn(move || run(endpoint, &socket, poll, &rx, cfg, None))?;
     Ok(DriverHandle {
         local,
         origin: cfg.origin,
         commands: tx,
         thread: Some(thread),
     })
+}
+
+/// Plays one PBX at `addr` with `shards` endpoints on as many threads
+/// (see the module documentation). `make` builds each shard's endpoint
+/// from its [`Shard`], which it must put in the endpoint's configuration.
+/// Port 0 picks a free port for all of them.
+pub fn spawn_group(
+    addr: SocketAddr,
+    shards: usize,
+    cfg: DriverConfig,
+    mut make: impl FnMut(Shard) -> Endpoint,
+) -> io::Result<DriverGroup> {
+    let count = shards.clamp(1, 255);
+    let owners = Arc::new(CallOwners::default());
+    let first = iax2_gateway::socket::bind(addr, cfg.socket_buffer)?;
+    let addr = first.socket.local_addr()?;
+    if count > 1 {
+        iax2_gateway::steering::attach(&first.socket, count)?;
+    }
+    let mut sockets = vec![first.socket];
+    for _ in 1..count {
+        sockets.push(iax2_gateway::socket::bind(addr, cfg.socket_buffer)?.socket);
+    }
+    let mut polls = Vec::with_capacity(count);
+    let mut peers = Vec::with_capacity(count);
+    let mut inboxes = Vec::with_capacity(count);
+    let mut frees = Vec::with_capacity(count);
+    for socket in &mut sockets {
+        let poll = Poll::new()?;
+        poll.registry()
+            .register(socket, SOCKET, Interest::READABLE)?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let (tx, rx) = crossbeam_channel::bounded(HANDOFF_QUEUE);
+        peers.push((tx, waker));
+        inboxes.push(rx);
+        frees.push(crossbeam_channel::bounded(HANDOFF_QUEUE * count));
+        polls.push(poll);
+    }
+    let peers: Arc<[_]> = peers.into();
+    let returns: Arc<[_]> = frees.iter().map(|f| f.0.clone()).collect();
+    let counters = Arc::new(HandoffCounters::default());
+    let mut handles = Vec::with_capacity(count);
+    for (i, ((socket, poll), (inbox, free))) in sockets
+        .into_iter()
+        .zip(polls)
+        .zip(inboxes.into_iter().zip(frees))
+        .enumerate()
+    {
+        let index = u16::try_from(i).unwrap_or(0);
+        let total = u16::try_from(count).unwrap_or(1);
+        let shard = Shard::new(index, total, owners.clone());
+        let endpoint = make(shard.clone());
+        let link = (count > 1).then(|| Link {
+            shard,
+            peers: peers.clone(),
+            inbox,
+            free,
+            returns: returns.clone(),
+            open: (0..count).map(|_| None).collect(),
+            counters: counters.clone(),
+        });
+        let (tx, rx) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name(format!("iax2-endpoint-{}-{i}", addr.port()))
+            .spawn(move || run(endpoint, &socket, poll, &rx, cfg, link))?;
+        handles.push(DriverHandle {
+            local: addr,
+            origin: cfg.origin,
+            commands: tx,
+            thread: Some(thread),
+        });
+    }
+    Ok(DriverGroup {
+        shards: handles,
+        handoffs: counters,
+        next: 0,
+    })
+}
+
+/// One PBX played by several driver threads ([`spawn_group`]). Dropping
+/// it stops them.
+#[derive(Debug)]
+pub struct DriverGroup {
+    shards: Vec<DriverHandle>,
+    handoffs: Arc<HandoffCounters>,
+    /// The shard that gets the next originated call.
+    next: usize,
+}
+
+impl DriverGroup {
+    /// The PBX's address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.shards.first().map_or_else(
+            || SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, 0)),
+            DriverHandle::local_addr,
+        )
+    }
+
+    /// Each shard's driver.
+    pub fn shards(&self) -> &[DriverHandle] {
+        &self.shards
+    }
+
+    /// The endpoint clock's current reading.
+    pub fn now(&self) -> Instant {
+        self.shards.first().map_or(Instant::ZERO, DriverHandle::now)
+    }
+
+    /// Originates `count` calls to `peer` for `called`, spread over the
+    /// shards in turn; returns how many started.
+    pub fn originate(&mut self, peer: SocketAddr, called: &str, count: usize) -> usize {
+        let n = self.shards.len().max(1);
+        let mut started = 0;
+        for k in 0..n {
+            let i = (self.next + k) % n;
+            let share = count / n + usize::from(k < count % n);
+            if share > 0 {
+                if let Some(s) = self.shards.get(i) {
+                    started += s.originate(peer, called, share).len();
+                }
+            }
+        }
+        self.next = (self.next + count) % n;
+        started
+    }
+
+    /// Runs `f` on every shard (one after the other); returns the results.
+    pub fn each<R, F>(&self, f: F) -> Vec<R>
+    where
+        R: Send + 'static,
+        F: Fn(&mut Endpoint, Instant, &mut dyn Transmit) -> R + Send + Sync + Clone + 'static,
+    {
+        self.shards
+            .iter()
+            .filter_map(|s| s.with(f.clone()))
+            .collect()
+    }
+
+    /// Hangs up every call with `cause_code`; returns how many.
+    pub fn hangup_all(&self, cause_code: u8) -> usize {
+        self.shards.iter().map(|s| s.hangup_all(cause_code)).sum()
+    }
+
+    /// The endpoints' statistics, added up.
+    pub fn stats(&self) -> EndpointStats {
+        let mut total = EndpointStats::default();
+        for s in &self.shards {
+            total.add(&s.stats());
+        }
+        total
+    }
+
+    /// The endpoints' distributions, added up; with `reset` each shard
+    /// starts a new window.
+    pub fn measurements(&self, reset: bool) -> Measurements {
+        let mut total = Measurements::new();
+        for m in self.each(move |ep, _, _| {
+            if reset {
+                ep.take_measurements()
+            } else {
+                ep.measurements()
+            }
+        }) {
+            total.add(&m);
+        }
+        total
+    }
+
+    /// Calls holding state, all shards.
+    pub fn active_calls(&self) -> usize {
+        self.shards.iter().map(DriverHandle::active_calls).sum()
+    }
+
+    /// Datagrams handed between shards: (forwarded to their owner, trunk
+    /// frames copied to every shard, dropped on a full queue).
+    pub fn handoffs(&self) -> (u64, u64, u64) {
+        self.handoffs.snapshot()
+    }
+
+    /// Stops every shard; returns their endpoints and the drivers'
+    /// counters added up.
+    pub fn stop(self) -> (Vec<Endpoint>, DriverStats) {
+        let mut total = DriverStats::default();
+        let mut eps = Vec::new();
+        for s in self.shards {
+            if let Some((ep, st)) = s.stop() {
+                total.add(&st);
+                eps.push(ep);
+            }
+        }
+        (eps, total)
+    }
 }
 
 fn clock(origin: std::time::Instant) -> Instant {
@@ -241,6 +643,7 @@ fn run(
     mut poll: Poll,
     commands: &mpsc::Receiver<Command>,
     cfg: DriverConfig,
+    mut link: Option<Link>,
 ) -> (Endpoint, DriverStats) {
     let local = socket
         .local_addr()
@@ -285,7 +688,12 @@ fn run(
                         let mut out = outbox.sender(socket, &mut scratch);
                         for i in 0..n {
                             if let Some(d) = recv.get_mut(i) {
-                                ep.handle_datagram(now, d.from, d.data, &mut out);
+                                let here = link
+                                    .as_mut()
+                                    .is_none_or(|l| l.dispatch(d.from, now, d.data));
+                                if here {
+                                    ep.handle_datagram(now, d.from, d.data, &mut out);
+                                }
                             }
                         }
                         stats.received += n as u64;
@@ -300,6 +708,24 @@ fn run(
                         retry = true;
                         break;
                     }
+                }
+            }
+        }
+        if let Some(l) = link.as_mut() {
+            l.send_all();
+            // Datagrams other shards received for our calls.
+            while let Ok(mut batch) = l.inbox.try_recv() {
+                let mut out = outbox.sender(socket, &mut scratch);
+                for &(from, at, off, len) in &batch.items {
+                    if let Some(d) = batch.data.get(off..off + len) {
+                        ep.handle_datagram(at, from, d, &mut out);
+                    }
+                }
+                stats.handed_in += batch.items.len() as u64;
+                batch.data.clear();
+                batch.items.clear();
+                if let Some(back) = l.returns.get(batch.origin) {
+                    let _ = back.try_send(batch);
                 }
             }
         }
@@ -332,7 +758,7 @@ fn run(
         }
         .min(cfg.poll_interval);
         match poll.poll(&mut poll_events, Some(timeout)) {
-            Ok(()) => readable = retry || !poll_events.is_empty(),
+            Ok(()) => readable = retry || poll_events.iter().any(|e| e.token() == SOCKET),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => readable = true,
             Err(_) => {
                 stats.recv_errors += 1;

@@ -3,7 +3,7 @@
 use std::net::UdpSocket;
 use std::time::Duration;
 
-use iax2_loadtest::driver::{spawn_udp, DriverConfig, DriverHandle};
+use iax2_loadtest::driver::{spawn_group, spawn_udp, DriverConfig, DriverGroup, DriverHandle};
 use iax2_loadtest::{Endpoint, EndpointConfig, Event};
 
 /// Polls `cond` until it holds; fails the test after `limit`.
@@ -74,4 +74,63 @@ fn twenty_calls_for_two_seconds_over_loopback() {
     assert_eq!(ep.active_calls(), 0);
     assert_eq!(ds.send_errors, 0);
     assert!(ds.received > 0);
+}
+
+/// One PBX played by `shards` endpoints sharing one loopback address.
+fn group(seed: u64, shards: usize, callee: bool, origin: std::time::Instant) -> DriverGroup {
+    let dc = DriverConfig {
+        origin,
+        ..DriverConfig::default()
+    };
+    let addr = "127.0.0.1:0".parse().expect("address");
+    spawn_group(addr, shards, dc, |shard| {
+        let mut cfg = EndpointConfig::new(addr, seed + u64::from(shard.index));
+        cfg.secret = Some("s3cret".into());
+        cfg.require_calltoken = callee;
+        cfg.shard = Some(shard);
+        Endpoint::new(cfg)
+    })
+    .expect("spawn group")
+}
+
+#[test]
+fn a_pbx_on_three_threads_calls_a_pbx_on_two() {
+    let origin = std::time::Instant::now();
+    let mut a = group(10, 3, false, origin);
+    let b = group(20, 2, true, origin);
+    assert_eq!(a.shards().len(), 3);
+    assert!(a.shards().iter().all(|s| s.local_addr() == a.local_addr()));
+
+    assert_eq!(a.originate(b.local_addr(), "2001", 60), 60);
+    wait_for("60 answered calls", Duration::from_secs(20), || {
+        a.stats().calls_answered == 60 && b.stats().calls_answered == 60
+    });
+    // Every shard of A carries a share of the calls.
+    let per_shard: Vec<usize> = a.shards().iter().map(DriverHandle::active_calls).collect();
+    assert_eq!(per_shard, vec![20, 20, 20]);
+    std::thread::sleep(Duration::from_secs(2));
+    let m = a.measurements(true);
+    assert!(m.latency_us.len() > 60 * 50, "{}", m.latency_us.len());
+    assert_eq!(m.setup_us.len(), 60);
+    assert_eq!(a.hangup_all(16), 60);
+    wait_for("all calls released", Duration::from_secs(20), || {
+        a.active_calls() == 0 && b.active_calls() == 0
+    });
+    for s in [a.stats(), b.stats()] {
+        assert_eq!(s.calls_ended, 60);
+        assert!(s.voice_received > 60 * 90, "{}", s.voice_received);
+        assert_eq!(
+            (s.voice_lost, s.voice_corrupt, s.voice_duplicates),
+            (0, 0, 0)
+        );
+        assert_eq!((s.unknown_call_media, s.malformed), (0, 0));
+    }
+    // B's call numbers are spread over A's three sockets by the steering
+    // program, so most of A's voice reached a shard that handed it on.
+    let (forwarded, _, dropped) = a.handoffs();
+    assert!(forwarded > 60 * 50, "{forwarded}");
+    assert_eq!(dropped, 0);
+    let (_, ds) = a.stop();
+    assert_eq!(ds.send_errors, 0);
+    assert_eq!(ds.handed_in, forwarded);
 }

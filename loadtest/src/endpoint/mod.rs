@@ -549,6 +549,62 @@ pub struct EndpointStats {
 }
 
 impl EndpointStats {
+    /// Adds another endpoint's counters (the shards of one PBX): sums,
+    /// and the extremes of the extremes.
+    pub fn add(&mut self, o: &Self) {
+        let (mine, theirs) = (
+            self.voice_received - self.voice_duplicates,
+            o.voice_received - o.voice_duplicates,
+        );
+        self.latency_min_us = match (mine, theirs) {
+            (0, _) => o.latency_min_us,
+            (_, 0) => self.latency_min_us,
+            _ => self.latency_min_us.min(o.latency_min_us),
+        };
+        self.calls_originated += o.calls_originated;
+        self.calls_incoming += o.calls_incoming;
+        self.calls_answered += o.calls_answered;
+        self.active_calls += o.active_calls;
+        self.calls_ended += o.calls_ended;
+        self.calls_hung_up_locally += o.calls_hung_up_locally;
+        self.calls_hung_up_by_peer += o.calls_hung_up_by_peer;
+        self.calls_rejected_locally += o.calls_rejected_locally;
+        self.calls_rejected_by_peer += o.calls_rejected_by_peer;
+        self.calls_failed += o.calls_failed;
+        self.news_ignored += o.news_ignored;
+        self.calltoken_challenges += o.calltoken_challenges;
+        self.calltoken_rejects += o.calltoken_rejects;
+        self.auth_failures += o.auth_failures;
+        self.datagrams_received += o.datagrams_received;
+        self.malformed += o.malformed;
+        self.ignored += o.ignored;
+        self.full_frames_received += o.full_frames_received;
+        self.full_frames_sent += o.full_frames_sent;
+        self.retransmissions += o.retransmissions;
+        self.acks_sent += o.acks_sent;
+        self.duplicate_full_frames += o.duplicate_full_frames;
+        self.vnaks_sent += o.vnaks_sent;
+        self.vnaks_received += o.vnaks_received;
+        self.invals_sent += o.invals_sent;
+        self.invals_received += o.invals_received;
+        self.txreq_received += o.txreq_received;
+        self.pokes_answered += o.pokes_answered;
+        self.unknown_call_media += o.unknown_call_media;
+        self.voice_sent += o.voice_sent;
+        self.voice_full_sent += o.voice_full_sent;
+        self.voice_received += o.voice_received;
+        self.voice_lost += o.voice_lost;
+        self.voice_duplicates += o.voice_duplicates;
+        self.voice_reordered += o.voice_reordered;
+        self.voice_corrupt += o.voice_corrupt;
+        self.voice_dropped += o.voice_dropped;
+        self.trunk_frames_sent += o.trunk_frames_sent;
+        self.voice_skipped += o.voice_skipped;
+        self.latency_max_us = self.latency_max_us.max(o.latency_max_us);
+        self.latency_sum_us += o.latency_sum_us;
+        self.jitter_max_us = self.jitter_max_us.max(o.jitter_max_us);
+    }
+
     /// Mean one-way latency in microseconds.
     pub fn latency_mean_us(&self) -> Option<u64> {
         let n = self.voice_received - self.voice_duplicates;
