@@ -36,8 +36,11 @@
 //! assert!(rx.received > 90 && rx.lost() == 0 && rx.corrupt == 0);
 //! ```
 
+pub mod cpu;
 pub mod driver;
 pub mod endpoint;
+pub mod forwarder;
+pub mod plot;
 pub mod sim;
 pub mod tap;
 

@@ -869,7 +869,7 @@ impl Endpoint {
             .shard
             .as_ref()
             .map_or((0, 1), |s| (usize::from(s.index), usize::from(s.count)));
-        let usable = |n: usize| n >= 2 && n < SLOTS && n % count == index;
+        let usable = |n: usize| (2..SLOTS).contains(&n) && n % count == index;
         for _ in 0..64 {
             let r = self.rng.range(2, 32767) as usize;
             let n = r - r % count + index;
