@@ -40,6 +40,7 @@ pub mod cpu;
 pub mod driver;
 pub mod endpoint;
 pub mod forwarder;
+pub mod load;
 pub mod plot;
 pub mod sim;
 pub mod tap;

@@ -1,3 +1,290 @@
-//! `loadtest`: the iax2-trunk call-load generator.
+//! `loadtest`: the iax2-trunk call-load generator. See `loadtest --help`.
 
-fn main() {}
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use iax2_loadtest::load::{answer, bench, demo, run};
+use iax2_loadtest::Codec;
+
+/// Call-load generator for IAX2: plays both PBXs, drives calls through a
+/// gateway pair or any IAX2 peer, and measures loss, latency, jitter and
+/// setup time.
+#[derive(Parser, Debug)]
+#[command(name = "loadtest", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum CodecArg {
+    Ulaw,
+    Alaw,
+    Gsm,
+    G729,
+}
+
+impl From<CodecArg> for Codec {
+    fn from(c: CodecArg) -> Self {
+        match c {
+            CodecArg::Ulaw => Self::Ulaw,
+            CodecArg::Alaw => Self::Alaw,
+            CodecArg::Gsm => Self::Gsm,
+            CodecArg::G729 => Self::G729,
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Start a gateway pair and two emulated PBXs on loopback and carry calls.
+    Demo {
+        /// Concurrent calls.
+        #[arg(long, default_value_t = 300)]
+        calls: usize,
+        /// Seconds from the first NEW to the hangup.
+        #[arg(long, default_value_t = 30)]
+        duration: u64,
+        /// Voice codec (payload sizes; the payload is test data).
+        #[arg(long, value_enum, default_value_t = CodecArg::Ulaw)]
+        codec: CodecArg,
+        /// Voice frame interval, milliseconds.
+        #[arg(long, default_value_t = 20)]
+        ptime: u32,
+        /// Calls originated per second.
+        #[arg(long, default_value_t = 200.0)]
+        rate: f64,
+        /// Threads per emulated PBX.
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        /// Write the JSON report here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Write a pcap of the WAN leg here (first 3 s, then signalling).
+        #[arg(long)]
+        pcap: Option<PathBuf>,
+        /// No progress line.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Originate calls against any IAX2 peer (a gateway, or an Asterisk).
+    Run {
+        /// The peer's address.
+        #[arg(long)]
+        target: SocketAddr,
+        /// Concurrent calls.
+        #[arg(long)]
+        calls: usize,
+        /// Calls originated per second.
+        #[arg(long, default_value_t = 50.0)]
+        rate: f64,
+        /// Seconds from the first NEW to the hangup.
+        #[arg(long, default_value_t = 30)]
+        duration: u64,
+        /// USERNAME sent in NEW.
+        #[arg(long, default_value = "loadtest")]
+        username: String,
+        /// MD5 secret for AUTHREQ.
+        #[arg(long)]
+        secret: Option<String>,
+        /// The number called.
+        #[arg(long, default_value = "2001")]
+        number: String,
+        /// Voice codec.
+        #[arg(long, value_enum, default_value_t = CodecArg::Ulaw)]
+        codec: CodecArg,
+        /// Voice frame interval, milliseconds.
+        #[arg(long, default_value_t = 20)]
+        ptime: u32,
+        /// Local address to send from.
+        #[arg(long, default_value = "0.0.0.0:0")]
+        bind: SocketAddr,
+        /// Threads.
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        /// Write the JSON report here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// No progress line.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Answer calls (the terminating side alone) until interrupted.
+    Answer {
+        /// Address to listen on.
+        #[arg(long)]
+        listen: SocketAddr,
+        /// Send each voice frame back instead of generating voice.
+        #[arg(long)]
+        echo: bool,
+        /// Demand MD5 authentication with this secret.
+        #[arg(long)]
+        secret: Option<String>,
+        /// Demand a call token (Asterisk's requirecalltoken=yes).
+        #[arg(long)]
+        calltoken: bool,
+        /// Voice codec.
+        #[arg(long, value_enum, default_value_t = CodecArg::Ulaw)]
+        codec: CodecArg,
+        /// Voice frame interval, milliseconds.
+        #[arg(long, default_value_t = 20)]
+        ptime: u32,
+        /// Stop after this many seconds (default: run until SIGINT/SIGTERM).
+        #[arg(long)]
+        duration: Option<u64>,
+        /// Threads.
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+    },
+    /// Ramp concurrent calls through the gateway pair and through a bare
+    /// UDP forwarder pair, and compare the most calls each carries.
+    Bench {
+        /// Largest step.
+        #[arg(long, default_value_t = 4000)]
+        max_calls: usize,
+        /// Calls added per step.
+        #[arg(long, default_value_t = 100)]
+        step: usize,
+        /// Seconds measured per step.
+        #[arg(long, default_value_t = 5)]
+        window: u64,
+        /// Threads per emulated PBX.
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        /// Write the JSON report here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Write an SVG plot of loss and p99 latency against calls here.
+        #[arg(long)]
+        plot: Option<PathBuf>,
+    },
+}
+
+fn write_json<T: serde::Serialize>(path: Option<&PathBuf>, value: &T) -> Result<(), String> {
+    let Some(path) = path else {
+        return Ok(());
+    };
+    let text = serde_json::to_string_pretty(value).map_err(|e| e.to_string())?;
+    std::fs::write(path, text + "\n").map_err(|e| format!("{}: {e}", path.display()))?;
+    eprintln!("report written to {}", path.display());
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Demo {
+            calls,
+            duration,
+            codec,
+            ptime,
+            rate,
+            threads,
+            json,
+            pcap,
+            quiet,
+        } => demo::demo(&demo::DemoOptions {
+            calls,
+            duration: Duration::from_secs(duration),
+            rate,
+            codec: codec.into(),
+            ptime_ms: ptime,
+            threads,
+            progress: !quiet,
+            pcap,
+        })
+        .map_err(|e| format!("demo: {e}"))
+        .and_then(|r| {
+            print!("{}", r.table());
+            write_json(json.as_ref(), &r)?;
+            Ok(r.calls.failed == 0)
+        }),
+        Command::Run {
+            target,
+            calls,
+            rate,
+            duration,
+            username,
+            secret,
+            number,
+            codec,
+            ptime,
+            bind,
+            threads,
+            json,
+            quiet,
+        } => run::run_against(&run::RunOptions {
+            target,
+            calls,
+            rate,
+            duration: Duration::from_secs(duration),
+            username,
+            secret,
+            number,
+            codec: codec.into(),
+            ptime_ms: ptime,
+            bind,
+            threads,
+            progress: !quiet,
+        })
+        .map_err(|e| format!("run: {e}"))
+        .and_then(|r| {
+            print!("{}", r.table());
+            write_json(json.as_ref(), &r)?;
+            Ok(r.calls.failed == 0)
+        }),
+        Command::Answer {
+            listen,
+            echo,
+            secret,
+            calltoken,
+            codec,
+            ptime,
+            duration,
+            threads,
+        } => answer::answer(&answer::AnswerOptions {
+            listen,
+            echo,
+            secret,
+            calltoken,
+            codec: codec.into(),
+            ptime_ms: ptime,
+            duration: duration.map(Duration::from_secs),
+            threads,
+        })
+        .map_err(|e| format!("answer: {e}"))
+        .map(|()| true),
+        Command::Bench {
+            max_calls,
+            step,
+            window,
+            threads,
+            json,
+            plot,
+        } => bench::bench(&bench::BenchOptions {
+            max_calls,
+            step,
+            window: Duration::from_secs(window),
+            threads,
+            plot,
+            ..bench::BenchOptions::default()
+        })
+        .map_err(|e| format!("bench: {e}"))
+        .and_then(|r| {
+            print!("{}", r.table());
+            write_json(json.as_ref(), &r)?;
+            Ok(true)
+        }),
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(2),
+        Err(e) => {
+            eprintln!("loadtest: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

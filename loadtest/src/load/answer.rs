@@ -1,0 +1,92 @@
+//! `loadtest answer`: the terminating side alone, until interrupted.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::driver::{spawn_group, DriverConfig};
+use crate::endpoint::{Codec, Endpoint, EndpointConfig};
+
+/// How the answerer runs.
+#[derive(Debug, Clone)]
+pub struct AnswerOptions {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Echo voice instead of generating it.
+    pub echo: bool,
+    /// Demand MD5 authentication with this secret.
+    pub secret: Option<String>,
+    /// Demand a call token.
+    pub calltoken: bool,
+    /// The codec.
+    pub codec: Codec,
+    /// Voice frame interval, ms.
+    pub ptime_ms: u32,
+    /// Stop after this long; `None`: at SIGINT or SIGTERM.
+    pub duration: Option<Duration>,
+    /// Threads.
+    pub threads: usize,
+}
+
+/// Runs the answerer; prints a status line every 5 s and totals at the end.
+pub fn answer(opts: &AnswerOptions) -> io::Result<()> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, stop.clone())?;
+    }
+    let dc = DriverConfig::default();
+    let group = spawn_group(opts.listen, opts.threads, dc, |shard| {
+        let mut cfg = EndpointConfig::new(opts.listen, 0xa115 ^ (u64::from(shard.index) << 32));
+        cfg.secret.clone_from(&opts.secret);
+        cfg.require_calltoken = opts.calltoken;
+        cfg.codec = opts.codec;
+        cfg.ptime_ms = opts.ptime_ms;
+        cfg.echo = opts.echo;
+        cfg.keep_ended_calls = false;
+        cfg.shard = Some(shard);
+        Endpoint::new(cfg)
+    })?;
+    eprintln!(
+        "answering on {} ({} threads{}{}{})",
+        group.local_addr(),
+        opts.threads,
+        if opts.echo { ", echo" } else { "" },
+        if opts.secret.is_some() { ", MD5" } else { "" },
+        if opts.calltoken { ", call token" } else { "" },
+    );
+    let start = Instant::now();
+    let mut next = start + Duration::from_secs(5);
+    while !stop.load(Ordering::Relaxed) && opts.duration.is_none_or(|d| start.elapsed() < d) {
+        std::thread::sleep(Duration::from_millis(50));
+        if Instant::now() >= next {
+            next += Duration::from_secs(5);
+            let s = group.stats();
+            eprintln!(
+                "{:>6.0}s  calls active {:>6}  answered {:>8}  ended {:>8}  voice in {:>10} out {:>10}  lost {}",
+                start.elapsed().as_secs_f64(),
+                s.active_calls,
+                s.calls_answered,
+                s.calls_ended,
+                s.voice_received,
+                s.voice_sent,
+                s.voice_lost
+            );
+        }
+    }
+    let s = group.stats();
+    group.hangup_all(16);
+    let _ = group.stop();
+    println!(
+        "answered {} calls ({} rejected, {} failed); voice received {}, sent {}, lost {}, corrupt {}",
+        s.calls_answered,
+        s.calls_rejected_locally,
+        s.calls_failed,
+        s.voice_received,
+        s.voice_sent,
+        s.voice_lost,
+        s.voice_corrupt
+    );
+    Ok(())
+}

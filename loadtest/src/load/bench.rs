@@ -1,0 +1,408 @@
+//! `loadtest bench`: the most concurrent calls the gateway pair carries
+//! cleanly on this machine, against a bare UDP forwarder pair measured
+//! the same way in the same run.
+//!
+//! Each ramp starts two emulated PBXs and the system under test (the
+//! gateway pair, from the example configurations, or a
+//! [`crate::forwarder::ForwarderPair`] in its place), then
+//! adds calls a step at a time. A step waits for every call to be
+//! answered, lets the new calls' voice settle, then measures over a
+//! window: loss (sequence gaps at both PBXs), p99 one-way latency, voice
+//! frames per second, and the CPU of the system under test and of the
+//! generator (by thread name). A step passes with every call up, loss
+//! under 0.1% and p99 under trunkfreq + 10 ms; the ramp stops after two
+//! failing steps in a row.
+
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use iax2_gateway::GatewayHandle;
+
+use crate::cpu::CpuSnapshot;
+use crate::driver::DriverGroup;
+use crate::endpoint::Codec;
+use crate::forwarder::{ForwarderConfig, ForwarderPair};
+use crate::load::demo::{codec_name, pbx, SITE_A, SITE_B};
+use crate::load::report::{round3, BenchReport, Criteria, Machine, Quantiles, Ramp, Step};
+use crate::load::run::wait_until;
+use crate::plot::{PlotData, Point, Series};
+use crate::tap::kernel_udp_drops;
+
+/// How the bench runs.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    /// Largest step.
+    pub max_calls: usize,
+    /// Calls added per step.
+    pub step: usize,
+    /// Measured per step.
+    pub window: Duration,
+    /// Between all calls answered and the window.
+    pub settle: Duration,
+    /// Calls originated per second while a step ramps up.
+    pub rate: f64,
+    /// Threads per emulated PBX.
+    pub threads: usize,
+    /// The codec.
+    pub codec: Codec,
+    /// Voice frame interval, ms.
+    pub ptime_ms: u32,
+    /// Largest loss ratio of a passing step.
+    pub max_loss_ratio: f64,
+    /// Failing steps in a row that end a ramp.
+    pub failures_to_stop: usize,
+    /// Write the SVG plot here.
+    pub plot: Option<PathBuf>,
+    /// Print each step as it completes.
+    pub progress: bool,
+}
+
+impl Default for BenchOptions {
+    fn default() -> Self {
+        Self {
+            max_calls: 4000,
+            step: 100,
+            window: Duration::from_secs(5),
+            settle: Duration::from_secs(1),
+            rate: 1000.0,
+            threads: 2,
+            codec: Codec::Ulaw,
+            ptime_ms: 20,
+            max_loss_ratio: 0.001,
+            failures_to_stop: 2,
+            plot: None,
+            progress: true,
+        }
+    }
+}
+
+/// The system under test.
+enum System {
+    Gateways(GatewayHandle, GatewayHandle),
+    Forwarders(ForwarderPair),
+}
+
+impl System {
+    /// Where PBX A sends its NEWs.
+    fn entry(&self) -> SocketAddr {
+        match self {
+            Self::Gateways(a, _) => a.local_addr(),
+            Self::Forwarders(f) => f.a_lan_addr(),
+        }
+    }
+
+    /// The prefix of its threads' names.
+    fn thread_prefix(&self) -> &'static str {
+        match self {
+            Self::Gateways(..) => "iax2-worker",
+            Self::Forwarders(_) => "fwd-",
+        }
+    }
+
+    /// Datagrams it received so far.
+    fn datagrams_in(&self) -> u64 {
+        match self {
+            Self::Gateways(a, b) => a.counters().rx_datagrams + b.counters().rx_datagrams,
+            Self::Forwarders(f) => {
+                let s = f.stats();
+                s.a_lan.received + s.a_wan.received + s.b_wan.received + s.b_lan.received
+            }
+        }
+    }
+
+    fn stop(self) {
+        match self {
+            Self::Gateways(a, b) => {
+                a.stop();
+                b.stop();
+            }
+            Self::Forwarders(f) => {
+                f.stop();
+            }
+        }
+    }
+}
+
+/// A free loopback UDP port (free when asked; the gateway binds it next).
+fn free_port() -> io::Result<SocketAddr> {
+    UdpSocket::bind("127.0.0.1:0")?.local_addr()
+}
+
+/// The example configuration with new addresses and room for `calls`.
+fn site(
+    example: &str,
+    origin: &str,
+    swaps: &[(&str, SocketAddr)],
+    calls: usize,
+) -> io::Result<GatewayHandle> {
+    let mut yaml = example.to_owned();
+    for (old, new) in swaps {
+        if !yaml.contains(old) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("the example configuration has no `{old}`"),
+            ));
+        }
+        yaml = yaml.replace(old, &new.to_string());
+    }
+    let yaml = yaml.replace("maxcalls: 2000", &format!("maxcalls: {}", calls.max(2000)));
+    let config = iax2_config::from_yaml_str(&yaml, origin)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+    iax2_gateway::start(&config)
+}
+
+/// The gateway pair between `pbx_a` and `pbx_b`, talking to each other
+/// directly.
+fn gateways(pbx_a: SocketAddr, pbx_b: SocketAddr, calls: usize) -> io::Result<System> {
+    let (gw_a, gw_b) = (free_port()?, free_port()?);
+    let a = site(
+        SITE_A,
+        "site-a.yaml",
+        &[
+            ("127.0.0.1:14569", gw_a),
+            ("127.0.0.1:14570", pbx_a),
+            ("127.0.0.1:24569", gw_b),
+        ],
+        calls,
+    )?;
+    let b = site(
+        SITE_B,
+        "site-b.yaml",
+        &[
+            ("127.0.0.1:24569", gw_b),
+            ("127.0.0.1:24570", pbx_b),
+            ("127.0.0.1:14569", gw_a),
+        ],
+        calls,
+    )?;
+    Ok(System::Gateways(a, b))
+}
+
+/// The trunk tick of the example configuration, ms.
+fn trunkfreq_ms() -> u32 {
+    iax2_config::from_yaml_str(SITE_A, "site-a.yaml")
+        .ok()
+        .and_then(|c| {
+            c.peers
+                .iter()
+                .find_map(|p| p.trunk.as_ref().map(|t| u32::from(t.freq.as_millis())))
+        })
+        .unwrap_or(20)
+}
+
+/// Runs one ramp.
+fn ramp(opts: &BenchOptions, baseline: bool, limit_ms: f64) -> io::Result<Ramp> {
+    let origin = Instant::now();
+    let pbx_b = pbx(20, opts.threads, opts.codec, opts.ptime_ms, true, origin)?;
+    let mut pbx_a = pbx(10, opts.threads, opts.codec, opts.ptime_ms, false, origin)?;
+    let (a_addr, b_addr) = (pbx_a.local_addr(), pbx_b.local_addr());
+    let system = if baseline {
+        System::Forwarders(ForwarderPair::start(ForwarderConfig {
+            bind_ip: a_addr.ip(),
+            pbx_a: a_addr,
+            pbx_b: b_addr,
+        })?)
+    } else {
+        gateways(a_addr, b_addr, opts.max_calls)?
+    };
+    let name = if baseline { "baseline" } else { "gateway" };
+    let mut result = Ramp::default();
+    let mut failures = 0;
+    let mut calls = 0usize;
+    let step = opts.step.max(1);
+    while calls + step <= opts.max_calls.max(step) {
+        let target = calls + step;
+        let s = one_step(opts, &mut pbx_a, &pbx_b, &system, calls, target, limit_ms)?;
+        calls = target;
+        if opts.progress {
+            eprintln!(
+                "{name:>8} {:>6} calls: up {:>6}  loss {:>8.4}%  p99 {:>7.2} ms  voice {:>8.0}/s  {:>5.2} us/frame  sut {:.2} gen {:.2} cores  {}",
+                s.calls,
+                s.calls_up,
+                s.loss_ratio * 100.0,
+                s.latency_ms.p99,
+                s.packets_per_s,
+                s.cpu_us_per_packet,
+                s.sut_cores,
+                s.generator_cores,
+                if s.pass { "pass" } else { "FAIL" }
+            );
+        }
+        if s.pass {
+            result.max_calls = result.max_calls.max(s.calls);
+            failures = 0;
+        } else {
+            failures += 1;
+        }
+        result.steps.push(s);
+        if failures >= opts.failures_to_stop {
+            break;
+        }
+    }
+    pbx_a.hangup_all(16);
+    wait_until(Duration::from_secs(15), || {
+        pbx_a.active_calls() == 0 && pbx_b.active_calls() == 0
+    });
+    drop(pbx_a.stop());
+    drop(pbx_b.stop());
+    system.stop();
+    Ok(result)
+}
+
+/// Grows the calls from `from` to `to` and measures a window.
+fn one_step(
+    opts: &BenchOptions,
+    pbx_a: &mut DriverGroup,
+    pbx_b: &DriverGroup,
+    system: &System,
+    from: usize,
+    to: usize,
+    limit_ms: f64,
+) -> io::Result<Step> {
+    let entry = system.entry();
+    let start = Instant::now();
+    let mut originated = from;
+    while originated < to {
+        let due = from + (start.elapsed().as_secs_f64() * opts.rate).ceil() as usize;
+        let due = due.min(to);
+        if due > originated {
+            pbx_a.originate(entry, "2001", due - originated);
+            originated = due;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let all_up = wait_until(Duration::from_secs(20), || {
+        pbx_a.stats().calls_answered >= to as u64 && pbx_b.stats().calls_answered >= to as u64
+    });
+    std::thread::sleep(opts.settle);
+    let drops = || {
+        kernel_udp_drops(pbx_a.local_addr()).unwrap_or(0)
+            + kernel_udp_drops(pbx_b.local_addr()).unwrap_or(0)
+    };
+    // The window.
+    let _ = pbx_a.measurements(true);
+    let _ = pbx_b.measurements(true);
+    let (a0, b0, d0, k0, cpu0) = (
+        pbx_a.stats(),
+        pbx_b.stats(),
+        system.datagrams_in(),
+        drops(),
+        CpuSnapshot::take(),
+    );
+    std::thread::sleep(opts.window);
+    let mut m = pbx_a.measurements(true);
+    m.add(&pbx_b.measurements(true));
+    let (a1, b1, d1, k1, cpu1) = (
+        pbx_a.stats(),
+        pbx_b.stats(),
+        system.datagrams_in(),
+        drops(),
+        CpuSnapshot::take(),
+    );
+    let secs = cpu1.wall_seconds_since(&cpu0).max(1e-3);
+    let unique = |s: &crate::EndpointStats| s.voice_received - s.voice_duplicates;
+    let got = (unique(&a1) + unique(&b1)).saturating_sub(unique(&a0) + unique(&b0));
+    let lost = (a1.voice_lost + b1.voice_lost).saturating_sub(a0.voice_lost + b0.voice_lost);
+    let loss_ratio = if got + lost == 0 {
+        1.0
+    } else {
+        lost as f64 / (got + lost) as f64
+    };
+    let sut = cpu1.prefix_seconds_since(&cpu0, system.thread_prefix());
+    let generator = cpu1.prefix_seconds_since(&cpu0, "iax2-endpoint");
+    let datagrams = d1.saturating_sub(d0);
+    let per = |n: u64| if n == 0 { 0.0 } else { sut / n as f64 };
+    let latency = Quantiles::of(&m.latency_us);
+    let calls_up = a1.calls_answered.min(a1.active_calls as u64);
+    Ok(Step {
+        calls: to as u64,
+        calls_up,
+        loss_ratio,
+        latency_ms: latency,
+        packets_per_s: round3(got as f64 / secs),
+        cpu_s_per_packet: per(got),
+        cpu_us_per_packet: round3(per(got) * 1e6),
+        cpu_us_per_datagram: round3(per(datagrams) * 1e6),
+        sut_cores: round3(sut / secs),
+        generator_cores: round3(generator / secs),
+        machine_busy: round3(cpu1.machine_busy_since(&cpu0).unwrap_or(0.0)),
+        generator_kernel_drops: k1.saturating_sub(k0),
+        pass: all_up
+            && calls_up >= to as u64
+            && got > 0
+            && loss_ratio < opts.max_loss_ratio
+            && latency.p99 < limit_ms,
+    })
+}
+
+/// Runs both ramps, gateway pair first; writes the plot if asked.
+pub fn bench(opts: &BenchOptions) -> io::Result<BenchReport> {
+    let trunkfreq = trunkfreq_ms();
+    let limit_ms = f64::from(trunkfreq) + 10.0;
+    let machine = Machine::read();
+    if opts.progress {
+        eprintln!(
+            "bench: up to {} calls in steps of {}, {} s windows; pass: loss < {}%, p99 < {limit_ms} ms; {} cores",
+            opts.max_calls,
+            opts.step,
+            opts.window.as_secs_f64(),
+            opts.max_loss_ratio * 100.0,
+            machine.cores
+        );
+    }
+    let gateway = ramp(opts, false, limit_ms)?;
+    let baseline = ramp(opts, true, limit_ms)?;
+    let ratio = if baseline.max_calls == 0 {
+        0.0
+    } else {
+        round3(gateway.max_calls as f64 / baseline.max_calls as f64)
+    };
+    let report = BenchReport {
+        gateway,
+        baseline,
+        ratio,
+        criteria: Criteria {
+            max_loss_ratio: opts.max_loss_ratio,
+            max_p99_ms: limit_ms,
+            trunkfreq_ms: trunkfreq,
+            window_s: opts.window.as_secs_f64(),
+            codec: codec_name(opts.codec).to_owned(),
+            ptime_ms: opts.ptime_ms,
+        },
+        machine,
+    };
+    if let Some(path) = &opts.plot {
+        crate::plot::write_svg(path, &plot_data(&report))?;
+        eprintln!("plot written to {}", path.display());
+    }
+    Ok(report)
+}
+
+/// The plot of a bench report.
+pub fn plot_data(r: &BenchReport) -> PlotData {
+    let series = |name: &str, ramp: &Ramp| Series {
+        name: format!("{name} (max {} calls)", ramp.max_calls),
+        points: ramp
+            .steps
+            .iter()
+            .map(|s| Point {
+                calls: u32::try_from(s.calls).unwrap_or(u32::MAX),
+                loss_ratio: s.loss_ratio,
+                p99_ms: s.latency_ms.p99,
+            })
+            .collect(),
+    };
+    PlotData {
+        title: format!(
+            "Concurrent {} {} ms calls, {} cores: gateway pair vs bare forwarder pair (ratio {:.2})",
+            r.criteria.codec, r.criteria.ptime_ms, r.machine.cores, r.ratio
+        ),
+        latency_limit_ms: r.criteria.max_p99_ms,
+        series: vec![
+            series("gateway pair", &r.gateway),
+            series("bare forwarder pair", &r.baseline),
+        ],
+    }
+}

@@ -1,0 +1,8 @@
+//! The load generator's commands: `demo`, `run`, `answer` and `bench`,
+//! on top of the sharded drivers ([`crate::driver`]).
+
+pub mod answer;
+pub mod bench;
+pub mod demo;
+pub mod report;
+pub mod run;
