@@ -1298,3 +1298,64 @@ fn trunk_without_timestamps_carries_voice_both_ways() {
     assert_eq!(w.end_of(B, cb), Some(EndReason::HungUpByPeer(16)));
     w.assert_tables_empty();
 }
+
+/// The first NEW (with its call token) and the first ANSWER are lost on
+/// the WAN: the PBXs' own retransmissions, relayed like any frame, still
+/// set the call up through the pair with CALLTOKEN and MD5.
+#[test]
+fn lost_new_and_answer_on_the_wan_are_recovered_by_retransmission() {
+    let mut a = pbx_cfg(PBX_A, 61);
+    a.secret = Some("s3cret".into());
+    let mut b = pbx_cfg(PBX_B, 62);
+    b.secret = Some("s3cret".into());
+    b.require_calltoken = true;
+    let mut w = World::new(Setup::new(a, b));
+    w.net.start_capture();
+    let wan = |d: &Datagram| {
+        (d.from == addr(GW_A) && d.to == addr(GW_B)) || (d.from == addr(GW_B) && d.to == addr(GW_A))
+    };
+    let (mut news, mut answers) = (0, 0);
+    w.net.set_filter(move |d| {
+        if wan(d) && is_iax(d, IaxSubclass::New) {
+            news += 1;
+            // The first NEW draws the token; the second carries it: lose that one.
+            if news == 2 {
+                return Verdict::Drop;
+            }
+        }
+        let answer = full(d).is_some_and(|f| {
+            f.control_subclass() == Some(trunk_core::wire::ControlSubclass::Answer)
+        });
+        if wan(d) && answer {
+            answers += 1;
+            if answers == 1 {
+                return Verdict::Drop;
+            }
+        }
+        Verdict::Deliver
+    });
+    let ca = w.originate(A, "2001");
+    assert!(w.run_until(Duration::from_secs(10), |w| {
+        w.ev[A].contains(&Event::Answered { call: ca })
+    }));
+    let cb = w.incoming(B);
+    let (sa, sb) = (w.stats(A), w.stats(B));
+    // A resent its NEW, B its ANSWER; B checked the token and the MD5.
+    assert!(sa.retransmissions >= 1, "{sa:?}");
+    assert!(sb.retransmissions >= 1, "{sb:?}");
+    assert_eq!(
+        (
+            sb.calltoken_challenges,
+            sb.calltoken_rejects,
+            sb.auth_failures
+        ),
+        (1, 0, 0)
+    );
+    let cap = w.net.take_capture();
+    let dropped: Vec<_> = cap.iter().filter(|(_, v)| *v == Verdict::Drop).collect();
+    assert_eq!(dropped.len(), 2);
+    // Voice flows both ways afterwards, and the call ends cleanly.
+    w.run_for(Duration::from_secs(1));
+    assert_call_works(&mut w, ca, cb, ('5', '6'));
+    w.check();
+}
