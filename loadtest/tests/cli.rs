@@ -1,0 +1,280 @@
+//! The `loadtest` binary: `demo`, `run` against `answer --echo`, and a
+//! short `bench`, each checked through its JSON report.
+
+// Test helpers outside #[test] functions fail loudly by design.
+#![allow(clippy::unwrap_used)]
+
+use std::net::UdpSocket;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use serde_json::Value;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_loadtest"))
+}
+
+/// A path in the temp dir, unique to this process and call, removed on
+/// drop.
+struct TempPath(PathBuf);
+
+impl TempPath {
+    fn new(name: &str) -> Self {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        Self(std::env::temp_dir().join(format!("loadtest-cli-{}-{n}-{name}", std::process::id())))
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_str(&std::fs::read_to_string(&self.0).unwrap()).unwrap()
+    }
+}
+
+impl Drop for TempPath {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// `v[path...]` as a number; fails the test when missing.
+fn num(v: &Value, path: &[&str]) -> f64 {
+    let mut x = v;
+    for k in path {
+        x = x
+            .get(k)
+            .unwrap_or_else(|| panic!("missing key {path:?} in {v}"));
+    }
+    x.as_f64()
+        .unwrap_or_else(|| panic!("{path:?} is not a number: {x}"))
+}
+
+/// The keys the README promises for `demo` and `run`.
+const RUN_KEYS: &[&[&str]] = &[
+    &["calls", "attempted"],
+    &["calls", "answered"],
+    &["calls", "failed"],
+    &["media", "sent"],
+    &["media", "received"],
+    &["media", "lost"],
+    &["media", "loss_ratio"],
+    &["media", "latency_ms", "p50"],
+    &["media", "latency_ms", "p99"],
+    &["media", "latency_ms", "max"],
+    &["media", "jitter_ms", "p50"],
+    &["media", "jitter_ms", "p99"],
+    &["setup_ms", "p50"],
+    &["setup_ms", "p99"],
+    &["wan", "packets"],
+    &["wan", "bytes"],
+    &["wan", "trunk_frames"],
+    &["wan", "trunk_entries"],
+];
+
+#[test]
+fn demo_carries_every_call_through_the_gateway_pair() {
+    let json = TempPath::new("demo.json");
+    let out = bin()
+        .args([
+            "demo",
+            "--calls",
+            "40",
+            "--duration",
+            "4",
+            "--rate",
+            "100",
+            "--quiet",
+            "--json",
+        ])
+        .arg(&json.0)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(stdout.contains("answered"), "{stdout}");
+    let r = json.json();
+    for k in RUN_KEYS {
+        num(&r, k);
+    }
+    assert_eq!(num(&r, &["calls", "attempted"]), 40.0);
+    assert_eq!(num(&r, &["calls", "answered"]), 40.0);
+    assert_eq!(num(&r, &["calls", "failed"]), 0.0);
+    // Both directions, about 3 s of 50 frames/s per call each way.
+    let sent = num(&r, &["media", "sent"]);
+    assert!(sent > 40.0 * 2.0 * 50.0 * 2.5, "{sent}");
+    assert_eq!(num(&r, &["media", "lost"]), 0.0);
+    assert_eq!(num(&r, &["media", "received"]), sent);
+    // The WAN carried the voice in trunk frames, several calls per frame.
+    let (frames, entries) = (
+        num(&r, &["wan", "trunk_frames"]),
+        num(&r, &["wan", "trunk_entries"]),
+    );
+    assert!(
+        entries >= sent * 0.99,
+        "{entries} entries for {sent} frames"
+    );
+    assert!(entries / frames > 2.0, "{entries} / {frames}");
+    assert!(num(&r, &["wan", "packets"]) < sent / 2.0);
+    // Setup went through a call token and MD5 challenge: two round trips.
+    assert!(num(&r, &["setup_ms", "p50"]) > 0.0);
+    assert!(num(&r, &["media", "latency_ms", "p99"]) > 0.0);
+}
+
+fn free_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn run_against_an_echoing_answerer_measures_the_round_trip() {
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut answer = bin()
+        .args([
+            "answer",
+            "--listen",
+            &listen,
+            "--echo",
+            "--secret",
+            "pw",
+            "--calltoken",
+        ])
+        .args(["--duration", "20"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Let it bind.
+    std::thread::sleep(Duration::from_millis(500));
+    let json = TempPath::new("run.json");
+    let out = bin()
+        .args(["run", "--target", &listen, "--calls", "10", "--rate", "50"])
+        .args([
+            "--duration",
+            "3",
+            "--secret",
+            "pw",
+            "--number",
+            "600",
+            "--quiet",
+        ])
+        .args(["--bind", "127.0.0.1:0", "--json"])
+        .arg(&json.0)
+        .output()
+        .unwrap();
+    let _ = answer.kill();
+    let _ = answer.wait();
+    assert!(out.status.success(), "{out:?}");
+    let r = json.json();
+    for k in RUN_KEYS {
+        num(&r, k);
+    }
+    assert_eq!(num(&r, &["calls", "answered"]), 10.0);
+    // Every frame came back: the echo returns the caller's own frames.
+    let (sent, got) = (num(&r, &["media", "sent"]), num(&r, &["media", "received"]));
+    assert!(sent > 10.0 * 50.0 * 2.0, "{sent}");
+    assert!(got >= sent * 0.95, "{got} of {sent}");
+    assert_eq!(num(&r, &["media", "lost"]), 0.0);
+    assert_eq!(num(&r, &["media", "corrupt"]), 0.0);
+    // No gateways in between: no WAN to count.
+    assert_eq!(num(&r, &["wan", "packets"]), 0.0);
+}
+
+#[test]
+fn wrong_secret_fails_every_call_and_exits_nonzero() {
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut answer = bin()
+        .args([
+            "answer",
+            "--listen",
+            &listen,
+            "--secret",
+            "right",
+            "--duration",
+            "20",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let json = TempPath::new("fail.json");
+    let out = bin()
+        .args(["run", "--target", &listen, "--calls", "3", "--rate", "10"])
+        .args([
+            "--duration",
+            "2",
+            "--secret",
+            "wrong",
+            "--quiet",
+            "--bind",
+            "127.0.0.1:0",
+        ])
+        .arg("--json")
+        .arg(&json.0)
+        .output()
+        .unwrap();
+    let _ = answer.kill();
+    let _ = answer.wait();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let r = json.json();
+    assert_eq!(num(&r, &["calls", "attempted"]), 3.0);
+    assert_eq!(num(&r, &["calls", "failed"]), 3.0);
+}
+
+#[test]
+fn bench_ramps_both_systems_and_writes_json_and_svg() {
+    let json = TempPath::new("bench.json");
+    let svg = TempPath::new("bench.svg");
+    let out = bin()
+        .args([
+            "bench",
+            "--max-calls",
+            "40",
+            "--step",
+            "20",
+            "--window",
+            "1",
+            "--json",
+        ])
+        .arg(&json.0)
+        .arg("--plot")
+        .arg(&svg.0)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let r = json.json();
+    for side in ["gateway", "baseline"] {
+        let steps = r[side]["steps"].as_array().unwrap();
+        assert_eq!(steps.len(), 2, "{side}: {steps:?}");
+        for (i, s) in steps.iter().enumerate() {
+            assert_eq!(num(s, &["calls"]), 20.0 * (i as f64 + 1.0));
+            for k in [
+                &["loss_ratio"][..],
+                &["latency_ms", "p99"],
+                &["packets_per_s"],
+                &["cpu_s_per_packet"],
+            ] {
+                num(s, k);
+            }
+            // 20 or 40 calls, both directions, 50 frames/s each.
+            let pps = num(s, &["packets_per_s"]);
+            assert!(pps > num(s, &["calls"]) * 2.0 * 50.0 * 0.8, "{side}: {pps}");
+        }
+        num(&r, &[side, "max_calls"]);
+    }
+    num(&r, &["ratio"]);
+    let plot = std::fs::read_to_string(&svg.0).unwrap();
+    assert!(
+        plot.starts_with("<svg") || plot.starts_with("<?xml"),
+        "{}",
+        &plot[..80.min(plot.len())]
+    );
+    assert!(plot.contains("gateway pair") && plot.contains("bare forwarder pair"));
+    assert!(plot.trim_end().ends_with("</svg>"));
+}
