@@ -278,3 +278,27 @@ fn bench_ramps_both_systems_and_writes_json_and_svg() {
     assert!(plot.contains("gateway pair") && plot.contains("bare forwarder pair"));
     assert!(plot.trim_end().ends_with("</svg>"));
 }
+
+/// The README's demo at the size the operators' guide quotes: 300 calls
+/// for 20 s. Release builds only (scripts/test runs it alone, after the
+/// debug suite).
+#[test]
+#[cfg_attr(debug_assertions, ignore = "release only: 300 calls for 20 s")]
+fn readme_demo_300_calls_for_20_seconds() {
+    let json = TempPath::new("demo300.json");
+    let out = bin()
+        .args(["demo", "--calls", "300", "--duration", "20", "--json"])
+        .arg(&json.0)
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap();
+    println!("{}", String::from_utf8_lossy(&out.stdout));
+    assert!(out.status.success(), "{out:?}");
+    let r = json.json();
+    assert_eq!(num(&r, &["calls", "answered"]), 300.0);
+    assert_eq!(num(&r, &["calls", "failed"]), 0.0);
+    assert_eq!(num(&r, &["media", "loss_ratio"]), 0.0);
+    assert!(num(&r, &["media", "sent"]) > 300.0 * 2.0 * 50.0 * 18.0);
+    let per_frame = num(&r, &["wan", "trunk_entries"]) / num(&r, &["wan", "trunk_frames"]);
+    assert!(per_frame >= 6.0, "{per_frame} entries per trunk frame");
+}
