@@ -27,9 +27,9 @@ use std::sync::OnceLock;
 /// Name prefix of the gateway's worker threads (`iax2-worker-N`).
 pub const GATEWAY_WORKER_PREFIX: &str = "iax2-worker";
 
-/// Name prefix of the load generator's endpoint threads
-/// (`iax2-endpoint-ADDR`, cut by the kernel).
-pub const ENDPOINT_PREFIX: &str = "iax2-endpoint";
+/// Name prefix of the load generator's endpoint threads (`iax2-ep-PORT`
+/// or `iax2-ep-PORT-SHARD`: thread names are cut at 15 bytes).
+pub const ENDPOINT_PREFIX: &str = "iax2-ep-";
 
 /// Name prefix of the bare forwarder's threads ([`crate::forwarder`]).
 pub const FORWARDER_PREFIX: &str = "fwd-";

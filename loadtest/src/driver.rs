@@ -426,7 +426,7 @@ pub fn spawn_udp(
         .register(&mut socket, SOCKET, Interest::READABLE)?;
     let (tx, rx) = mpsc::channel();
     let thread = std::thread::Builder::new()
-        .name(format!("iax2-endpoint-{local}"))
+        .name(format!("iax2-ep-{}", local.port()))
         .spawn(move || run(endpoint, &socket, poll, &rx, cfg, None))?;
     Ok(DriverHandle {
         local,
@@ -497,7 +497,7 @@ pub fn spawn_group(
         });
         let (tx, rx) = mpsc::channel();
         let thread = std::thread::Builder::new()
-            .name(format!("iax2-endpoint-{}-{i}", addr.port()))
+            .name(format!("iax2-ep-{}-{i}", addr.port()))
             .spawn(move || run(endpoint, &socket, poll, &rx, cfg, link))?;
         handles.push(DriverHandle {
             local: addr,

@@ -6,8 +6,11 @@
 //! codec and never on the relay's logic, so a relay bug cannot hide
 //! itself. [`sim`] wires endpoints (and anything else sans-IO that
 //! implements [`sim::Node`], such as the relay) through an in-memory
-//! network with a virtual clock; [`driver`] runs one endpoint on a real UDP
-//! socket.
+//! network with a virtual clock; [`driver`] runs endpoints on real UDP
+//! sockets, one PBX on several threads. [`load`] holds the `loadtest`
+//! commands (`demo`, `run`, `answer`, `bench`) and their reports;
+//! [`forwarder`] is the bench's bare UDP baseline, [`tap`] the counting WAN
+//! tap, [`cpu`] the per-thread CPU accounting and [`plot`] the bench's SVG.
 //!
 //! # A call between two emulated PBXs
 //!

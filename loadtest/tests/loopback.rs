@@ -140,57 +140,23 @@ fn settle<T: PartialEq>(limit: Duration, mut read: impl FnMut() -> T) -> Duratio
     start.elapsed()
 }
 
-/// User + system CPU seconds of this process (Linux `/proc/self/stat`).
+/// User + system CPU seconds of this process.
 fn cpu_seconds() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    let rest = stat.rsplit_once(')')?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let utime: f64 = fields.get(11)?.parse().ok()?;
-    let stime: f64 = fields.get(12)?.parse().ok()?;
-    Some((utime + stime) / 100.0)
+    iax2_loadtest::cpu::process_cpu_seconds()
 }
 
-/// Busy and total CPU seconds of the whole machine, all cores together
-/// (Linux `/proc/stat`): to tell this test's load from other processes'.
+/// Busy and total CPU seconds of the whole machine, all cores together:
+/// to tell this test's load from other processes'.
 fn machine_cpu() -> Option<(f64, f64)> {
-    let stat = std::fs::read_to_string("/proc/stat").ok()?;
-    let line = stat.lines().next()?.strip_prefix("cpu ")?;
-    let v: Vec<f64> = line
-        .split_whitespace()
-        .filter_map(|f| f.parse().ok())
-        .collect();
-    // user nice system idle iowait irq softirq steal (guest is in user).
-    let total: f64 = v.iter().take(8).sum();
-    let idle = v.get(3)? + v.get(4)?;
-    Some(((total - idle) / 100.0, total / 100.0))
+    iax2_loadtest::cpu::machine_cpu().map(|m| (m.busy_seconds, m.total_seconds))
 }
 
 /// CPU seconds of each thread of this process: (thread id, name, seconds).
 fn thread_cpu() -> Vec<(u32, String, f64)> {
-    let mut out = Vec::new();
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return out;
-    };
-    for task in tasks.flatten() {
-        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
-            continue;
-        };
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
-            continue;
-        };
-        let name = stat[open + 1..close].to_owned();
-        let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
-        let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok());
-        if let (Ok(tid), Some(u), Some(s)) = (
-            task.file_name().to_string_lossy().parse::<u32>(),
-            ticks(11),
-            ticks(12),
-        ) {
-            out.push((tid, name, (u + s) / 100.0));
-        }
-    }
-    out.sort_by_key(|t| t.0);
-    out
+    iax2_loadtest::cpu::thread_cpu()
+        .into_iter()
+        .map(|t| (t.tid, t.name, t.seconds))
+        .collect()
 }
 
 /// Each thread's share of a core between two [`thread_cpu`] readings.

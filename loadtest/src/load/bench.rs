@@ -96,8 +96,8 @@ impl System {
     /// The prefix of its threads' names.
     fn thread_prefix(&self) -> &'static str {
         match self {
-            Self::Gateways(..) => "iax2-worker",
-            Self::Forwarders(_) => "fwd-",
+            Self::Gateways(..) => crate::cpu::GATEWAY_WORKER_PREFIX,
+            Self::Forwarders(_) => crate::cpu::FORWARDER_PREFIX,
         }
     }
 
@@ -109,6 +109,17 @@ impl System {
                 let s = f.stats();
                 s.a_lan.received + s.a_wan.received + s.b_wan.received + s.b_lan.received
             }
+        }
+    }
+
+    /// Datagrams the kernel dropped at its sockets (full receive buffers).
+    fn kernel_drops(&self) -> u64 {
+        match self {
+            Self::Gateways(a, b) => {
+                kernel_udp_drops(a.local_addr()).unwrap_or(0)
+                    + kernel_udp_drops(b.local_addr()).unwrap_or(0)
+            }
+            Self::Forwarders(f) => f.kernel_drops().unwrap_or(0),
         }
     }
 
@@ -218,7 +229,7 @@ fn ramp(opts: &BenchOptions, baseline: bool, limit_ms: f64) -> io::Result<Ramp> 
         calls = target;
         if opts.progress {
             eprintln!(
-                "{name:>8} {:>6} calls: up {:>6}  loss {:>8.4}%  p99 {:>7.2} ms  voice {:>8.0}/s  {:>5.2} us/frame  sut {:.2} gen {:.2} cores  {}",
+                "{name:>8} {:>6} calls: up {:>6}  loss {:>8.4}%  p99 {:>7.2} ms  voice {:>8.0}/s  {:>5.2} us/frame  sut {:.2} gen {:.2} cores  kernel drops sut {} gen {}  {}",
                 s.calls,
                 s.calls_up,
                 s.loss_ratio * 100.0,
@@ -227,6 +238,8 @@ fn ramp(opts: &BenchOptions, baseline: bool, limit_ms: f64) -> io::Result<Ramp> 
                 s.cpu_us_per_packet,
                 s.sut_cores,
                 s.generator_cores,
+                s.sut_kernel_drops,
+                s.generator_kernel_drops,
                 if s.pass { "pass" } else { "FAIL" }
             );
         }
@@ -284,21 +297,23 @@ fn one_step(
     // The window.
     let _ = pbx_a.measurements(true);
     let _ = pbx_b.measurements(true);
-    let (a0, b0, d0, k0, cpu0) = (
+    let (a0, b0, d0, k0, s0, cpu0) = (
         pbx_a.stats(),
         pbx_b.stats(),
         system.datagrams_in(),
         drops(),
+        system.kernel_drops(),
         CpuSnapshot::take(),
     );
     std::thread::sleep(opts.window);
     let mut m = pbx_a.measurements(true);
     m.add(&pbx_b.measurements(true));
-    let (a1, b1, d1, k1, cpu1) = (
+    let (a1, b1, d1, k1, s1, cpu1) = (
         pbx_a.stats(),
         pbx_b.stats(),
         system.datagrams_in(),
         drops(),
+        system.kernel_drops(),
         CpuSnapshot::take(),
     );
     let secs = cpu1.wall_seconds_since(&cpu0).max(1e-3);
@@ -311,7 +326,7 @@ fn one_step(
         lost as f64 / (got + lost) as f64
     };
     let sut = cpu1.prefix_seconds_since(&cpu0, system.thread_prefix());
-    let generator = cpu1.prefix_seconds_since(&cpu0, "iax2-endpoint");
+    let generator = cpu1.prefix_seconds_since(&cpu0, crate::cpu::ENDPOINT_PREFIX);
     let datagrams = d1.saturating_sub(d0);
     let per = |n: u64| if n == 0 { 0.0 } else { sut / n as f64 };
     let latency = Quantiles::of(&m.latency_us);
@@ -329,6 +344,7 @@ fn one_step(
         generator_cores: round3(generator / secs),
         machine_busy: round3(cpu1.machine_busy_since(&cpu0).unwrap_or(0.0)),
         generator_kernel_drops: k1.saturating_sub(k0),
+        sut_kernel_drops: s1.saturating_sub(s0),
         pass: all_up
             && calls_up >= to as u64
             && got > 0

@@ -258,8 +258,8 @@ pub fn demo(opts: &DemoOptions) -> io::Result<RunReport> {
             super::report::round3(report.wan.trunk_entries as f64 / report.wan.trunk_frames as f64);
     }
     report.cpu = Cpu {
-        generator_s: cpu1.prefix_seconds_since(&cpu0, "iax2-endpoint"),
-        gateways_s: cpu1.prefix_seconds_since(&cpu0, "iax2-worker"),
+        generator_s: cpu1.prefix_seconds_since(&cpu0, crate::cpu::ENDPOINT_PREFIX),
+        gateways_s: cpu1.prefix_seconds_since(&cpu0, crate::cpu::GATEWAY_WORKER_PREFIX),
         process_s: cpu1.process_seconds_since(&cpu0).unwrap_or(0.0),
         machine_busy: cpu1.machine_busy_since(&cpu0).unwrap_or(0.0),
         wall_s: cpu1.wall_seconds_since(&cpu0),

@@ -250,6 +250,8 @@ pub struct Step {
     pub machine_busy: f64,
     /// Datagrams the kernel dropped at the generator's sockets.
     pub generator_kernel_drops: u64,
+    /// Datagrams the kernel dropped at the system under test's sockets.
+    pub sut_kernel_drops: u64,
     /// Whether the step met the criteria.
     pub pass: bool,
 }

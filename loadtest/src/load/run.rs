@@ -325,7 +325,7 @@ pub fn run_against(opts: &RunOptions) -> std::io::Result<crate::load::report::Ru
     let outcome = run(&mut caller, None, &plan);
     let cpu1 = crate::cpu::CpuSnapshot::take();
     let mut report = crate::load::demo::summarize("run", opts.codec, opts.ptime_ms, &outcome);
-    report.cpu.generator_s = cpu1.prefix_seconds_since(&cpu0, "iax2-endpoint");
+    report.cpu.generator_s = cpu1.prefix_seconds_since(&cpu0, crate::cpu::ENDPOINT_PREFIX);
     report.cpu.process_s = cpu1.process_seconds_since(&cpu0).unwrap_or(0.0);
     report.cpu.machine_busy = cpu1.machine_busy_since(&cpu0).unwrap_or(0.0);
     report.cpu.wall_s = cpu1.wall_seconds_since(&cpu0);
