@@ -151,6 +151,22 @@ pub fn prefix_seconds(before: &[ThreadCpu], after: &[ThreadCpu], prefix: &str) -
         .sum()
 }
 
+/// The most CPU seconds one thread whose name starts with `prefix` used
+/// between two readings: a thread near the wall time is a bottleneck.
+pub fn busiest_thread_seconds(before: &[ThreadCpu], after: &[ThreadCpu], prefix: &str) -> f64 {
+    after
+        .iter()
+        .filter(|t| t.name.starts_with(prefix))
+        .map(|t| {
+            let prev = before
+                .iter()
+                .find(|b| b.tid == t.tid && b.name == t.name)
+                .map_or(0.0, |b| b.seconds);
+            (t.seconds - prev).max(0.0)
+        })
+        .fold(0.0, f64::max)
+}
+
 /// User plus system CPU seconds of this process (all its threads, the
 /// ended ones included), from `/proc/self/stat`.
 pub fn process_cpu_seconds() -> Option<f64> {
@@ -264,6 +280,32 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use super::*;
+
+    #[test]
+    fn busiest_and_summed_threads_by_prefix() {
+        let t = |tid, name: &str, seconds| ThreadCpu {
+            tid,
+            name: name.to_owned(),
+            seconds,
+        };
+        let before = vec![
+            t(1, "iax2-ep-1-0", 1.0),
+            t(2, "iax2-ep-1-1", 2.0),
+            t(3, "other", 0.0),
+        ];
+        // Thread 4 started between the readings; thread 3 is not ours.
+        let after = vec![
+            t(1, "iax2-ep-1-0", 1.5),
+            t(2, "iax2-ep-1-1", 2.9),
+            t(3, "other", 5.0),
+            t(4, "iax2-ep-1-2", 0.2),
+        ];
+        let busiest = busiest_thread_seconds(&before, &after, "iax2-ep-");
+        assert!((busiest - 0.9).abs() < 1e-9, "{busiest}");
+        let sum = prefix_seconds(&before, &after, "iax2-ep-");
+        assert!((sum - 1.6).abs() < 1e-9, "{sum}");
+        assert_eq!(busiest_thread_seconds(&before, &after, "none"), 0.0);
+    }
 
     #[test]
     fn parses_names_with_spaces_and_parentheses() {

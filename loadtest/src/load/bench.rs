@@ -229,7 +229,7 @@ fn ramp(opts: &BenchOptions, baseline: bool, limit_ms: f64) -> io::Result<Ramp> 
         calls = target;
         if opts.progress {
             eprintln!(
-                "{name:>8} {:>6} calls: up {:>6}  loss {:>8.4}%  p99 {:>7.2} ms  voice {:>8.0}/s  {:>5.2} us/frame  sut {:.2} gen {:.2} cores  kernel drops sut {} gen {}  {}",
+                "{name:>8} {:>6} calls: up {:>6}  loss {:>8.4}%  p99 {:>7.2} ms  voice {:>8.0}/s  {:>5.2} us/frame  sut {:.2} gen {:.2} cores  kernel drops sut {} gen {}  machine {:.0}% busy  {}",
                 s.calls,
                 s.calls_up,
                 s.loss_ratio * 100.0,
@@ -240,7 +240,12 @@ fn ramp(opts: &BenchOptions, baseline: bool, limit_ms: f64) -> io::Result<Ramp> 
                 s.generator_cores,
                 s.sut_kernel_drops,
                 s.generator_kernel_drops,
-                if s.pass { "pass" } else { "FAIL" }
+                s.machine_busy * 100.0,
+                if s.pass {
+                    "pass".to_owned()
+                } else {
+                    format!("FAIL (limited by the {})", s.limited_by)
+                }
             );
         }
         if s.pass {
@@ -331,6 +336,22 @@ fn one_step(
     let per = |n: u64| if n == 0 { 0.0 } else { sut / n as f64 };
     let latency = Quantiles::of(&m.latency_us);
     let calls_up = a1.calls_answered.min(a1.active_calls as u64);
+    let busiest = crate::cpu::busiest_thread_seconds(
+        &cpu0.threads,
+        &cpu1.threads,
+        crate::cpu::ENDPOINT_PREFIX,
+    ) / secs;
+    let machine_busy = cpu1.machine_busy_since(&cpu0).unwrap_or(0.0);
+    let generator_drops = k1.saturating_sub(k0);
+    // A saturated box drops wherever a queue overflows first, so its
+    // drops say nothing about the culprit.
+    let limited_by = if machine_busy > 0.95 {
+        "machine"
+    } else if busiest > 0.9 || generator_drops > 0 {
+        "generator"
+    } else {
+        "system"
+    };
     Ok(Step {
         calls: to as u64,
         calls_up,
@@ -342,8 +363,10 @@ fn one_step(
         cpu_us_per_datagram: round3(per(datagrams) * 1e6),
         sut_cores: round3(sut / secs),
         generator_cores: round3(generator / secs),
-        machine_busy: round3(cpu1.machine_busy_since(&cpu0).unwrap_or(0.0)),
-        generator_kernel_drops: k1.saturating_sub(k0),
+        machine_busy: round3(machine_busy),
+        generator_kernel_drops: generator_drops,
+        generator_busiest_thread: round3(busiest),
+        limited_by: limited_by.to_owned(),
         sut_kernel_drops: s1.saturating_sub(s0),
         pass: all_up
             && calls_up >= to as u64

@@ -252,6 +252,13 @@ pub struct Step {
     pub generator_kernel_drops: u64,
     /// Datagrams the kernel dropped at the system under test's sockets.
     pub sut_kernel_drops: u64,
+    /// The busiest generator thread's share of a core.
+    pub generator_busiest_thread: f64,
+    /// What most likely limited the step: "machine" (all cores busy: the
+    /// generator and the system under test share them), "generator" (one
+    /// of its threads near a full core, or drops at its sockets, with
+    /// cores to spare), or "system" (the system under test).
+    pub limited_by: String,
     /// Whether the step met the criteria.
     pub pass: bool,
 }
