@@ -176,6 +176,14 @@ impl RunReport {
             m.reordered,
             m.corrupt
         );
+        if self.mode == "run" && m.corrupt > 0 {
+            let _ = writeln!(
+                t,
+                "             ({} frames were not ours: the far end's own audio, or damaged; \
+                 loss and latency are measured on frames the far end echoes back)",
+                m.corrupt
+            );
+        }
         let _ = writeln!(
             t,
             "  latency    p50 {:>8.3} ms  p99 {:>8.3} ms  max {:>8.3} ms",
