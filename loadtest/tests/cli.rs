@@ -16,6 +16,14 @@ fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_loadtest"))
 }
 
+/// Taken by every test: each starts gateways and PBXs that measure loss
+/// and latency, so they run one at a time rather than share the cores.
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// A path in the temp dir, unique to this process and call, removed on
 /// drop.
 struct TempPath(PathBuf);
@@ -74,6 +82,7 @@ const RUN_KEYS: &[&[&str]] = &[
 
 #[test]
 fn demo_carries_every_call_through_the_gateway_pair() {
+    let _serial = one_at_a_time();
     let json = TempPath::new("demo.json");
     let out = bin()
         .args([
@@ -131,6 +140,7 @@ fn free_port() -> u16 {
 
 #[test]
 fn run_against_an_echoing_answerer_measures_the_round_trip() {
+    let _serial = one_at_a_time();
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
     let mut answer = bin()
@@ -186,6 +196,7 @@ fn run_against_an_echoing_answerer_measures_the_round_trip() {
 
 #[test]
 fn wrong_secret_fails_every_call_and_exits_nonzero() {
+    let _serial = one_at_a_time();
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
     let mut answer = bin()
@@ -229,6 +240,7 @@ fn wrong_secret_fails_every_call_and_exits_nonzero() {
 
 #[test]
 fn bench_ramps_both_systems_and_writes_json_and_svg() {
+    let _serial = one_at_a_time();
     let json = TempPath::new("bench.json");
     let svg = TempPath::new("bench.svg");
     let out = bin()
@@ -285,6 +297,7 @@ fn bench_ramps_both_systems_and_writes_json_and_svg() {
 #[test]
 #[cfg_attr(debug_assertions, ignore = "release only: 300 calls for 20 s")]
 fn readme_demo_300_calls_for_20_seconds() {
+    let _serial = one_at_a_time();
     let json = TempPath::new("demo300.json");
     let out = bin()
         .args(["demo", "--calls", "300", "--duration", "20", "--json"])
