@@ -160,6 +160,9 @@ enum Command {
         /// Write an SVG plot of loss and p99 latency against calls here.
         #[arg(long)]
         plot: Option<PathBuf>,
+        /// Ramps per system, alternating; the median max_calls is reported.
+        #[arg(long, default_value_t = 1)]
+        repeat: usize,
     },
 }
 
@@ -264,12 +267,14 @@ fn main() -> ExitCode {
             threads,
             json,
             plot,
+            repeat,
         } => bench::bench(&bench::BenchOptions {
             max_calls,
             step,
             window: Duration::from_secs(window),
             threads,
             plot,
+            repeat,
             ..bench::BenchOptions::default()
         })
         .map_err(|e| format!("bench: {e}"))

@@ -57,6 +57,9 @@ pub struct BenchOptions {
     pub plot: Option<PathBuf>,
     /// Print each step as it completes.
     pub progress: bool,
+    /// Ramps of each system, alternating (gateway, baseline, gateway,
+    /// ...); the report takes the median of their `max_calls`.
+    pub repeat: usize,
 }
 
 impl Default for BenchOptions {
@@ -74,6 +77,7 @@ impl Default for BenchOptions {
             failures_to_stop: 2,
             plot: None,
             progress: true,
+            repeat: 1,
         }
     }
 }
@@ -391,8 +395,13 @@ pub fn bench(opts: &BenchOptions) -> io::Result<BenchReport> {
             machine.cores
         );
     }
-    let gateway = ramp(opts, false, limit_ms)?;
-    let baseline = ramp(opts, true, limit_ms)?;
+    let (mut gateways, mut baselines) = (Vec::new(), Vec::new());
+    for _ in 0..opts.repeat.max(1) {
+        gateways.push(ramp(opts, false, limit_ms)?);
+        baselines.push(ramp(opts, true, limit_ms)?);
+    }
+    let gateway = median(gateways);
+    let baseline = median(baselines);
     let ratio = if baseline.max_calls == 0 {
         0.0
     } else {
@@ -419,6 +428,17 @@ pub fn bench(opts: &BenchOptions) -> io::Result<BenchReport> {
     Ok(report)
 }
 
+/// The ramp with the median `max_calls` (the lower middle one of an even
+/// count), with every ramp's `max_calls` in `runs_max_calls`.
+fn median(mut ramps: Vec<Ramp>) -> Ramp {
+    let runs: Vec<u64> = ramps.iter().map(|r| r.max_calls).collect();
+    ramps.sort_by_key(|r| r.max_calls);
+    let mid = ramps.len().saturating_sub(1) / 2;
+    let mut m = ramps.into_iter().nth(mid).unwrap_or_default();
+    m.runs_max_calls = runs;
+    m
+}
+
 /// The plot of a bench report.
 pub fn plot_data(r: &BenchReport) -> PlotData {
     let series = |name: &str, ramp: &Ramp| Series {
@@ -443,5 +463,32 @@ pub fn plot_data(r: &BenchReport) -> PlotData {
             series("gateway pair", &r.gateway),
             series("bare forwarder pair", &r.baseline),
         ],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ramp_with(max: u64) -> Ramp {
+        Ramp {
+            max_calls: max,
+            steps: vec![Step {
+                calls: max,
+                ..Step::default()
+            }],
+            runs_max_calls: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn median_ramp_keeps_every_runs_maximum() {
+        let m = median(vec![ramp_with(900), ramp_with(700), ramp_with(800)]);
+        assert_eq!(m.max_calls, 800);
+        assert_eq!(m.steps[0].calls, 800);
+        assert_eq!(m.runs_max_calls, vec![900, 700, 800]);
+        // An even count takes the lower middle one: never flattering.
+        assert_eq!(median(vec![ramp_with(1000), ramp_with(600)]).max_calls, 600);
+        assert_eq!(median(Vec::new()).max_calls, 0);
     }
 }

@@ -274,10 +274,12 @@ pub struct Step {
 /// One ramp: the gateway pair or the forwarder baseline.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Ramp {
-    /// Most calls of a passing step.
+    /// Most calls of a passing step (with repeats: the median ramp's).
     pub max_calls: u64,
-    /// Every step run.
+    /// Every step run (with repeats: those of the median ramp).
     pub steps: Vec<Step>,
+    /// Each repeat's `max_calls`, in the order run.
+    pub runs_max_calls: Vec<u64>,
 }
 
 /// The report of `bench`.
@@ -356,6 +358,13 @@ impl BenchReport {
             ("bare forwarder pair", &self.baseline),
         ] {
             let _ = writeln!(t, "{name}: max_calls {}", ramp.max_calls);
+            if ramp.runs_max_calls.len() > 1 {
+                let _ = writeln!(
+                    t,
+                    "  (median of {:?}; the steps below are the median ramp's)",
+                    ramp.runs_max_calls
+                );
+            }
             let _ = writeln!(
                 t,
                 "  {:>6} {:>6} {:>9} {:>8} {:>8} {:>10} {:>9} {:>9} {:>7} {:>5}",
