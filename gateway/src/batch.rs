@@ -23,6 +23,7 @@ use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV6};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use mio::net::UdpSocket;
 use trunk_core::relay::{Counters, DropReason};
@@ -132,6 +133,8 @@ struct Meta {
     from: SocketAddr,
     len: usize,
     truncated: bool,
+    /// When the kernel queued it (wall clock), with kernel timestamps on.
+    stamp: Option<Duration>,
 }
 
 impl Meta {
@@ -139,6 +142,7 @@ impl Meta {
         from: SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
         len: 0,
         truncated: false,
+        stamp: None,
     };
 }
 
@@ -152,6 +156,10 @@ pub struct Received<'a> {
     /// The datagram was longer than [`MAX_DATAGRAM`] and was cut (or its
     /// source address could not be read): it must be dropped.
     pub truncated: bool,
+    /// When the kernel queued it on the socket (wall clock), for a batch
+    /// made with [`RecvBatch::with_kernel_timestamps`] on a socket given
+    /// [`enable_kernel_timestamps`]; `None` otherwise.
+    pub kernel_time: Option<SystemTime>,
 }
 
 /// Receive buffers for up to `capacity` datagrams per syscall.
@@ -160,8 +168,46 @@ pub struct RecvBatch {
     bufs: Box<[u8]>,
     meta: Box<[Meta]>,
     count: usize,
+    /// Control-message space per slot, for kernel timestamps; empty
+    /// without them.
+    control: Box<[u64]>,
     #[cfg(target_os = "linux")]
     sys: mmsg::RecvState,
+}
+
+/// Words of control-message space per slot: a `cmsghdr` and a `timespec`
+/// (32 bytes on 64-bit Linux), with room to spare.
+const CONTROL_WORDS: usize = 8;
+
+/// Asks the kernel to stamp every datagram `socket` receives with the
+/// wall-clock time it was queued (`SO_TIMESTAMPNS`), which a
+/// [`RecvBatch::with_kernel_timestamps`] then reports. A load generator
+/// uses it to measure arrival times that do not depend on when its thread
+/// got to read them.
+#[cfg(target_os = "linux")]
+pub fn enable_kernel_timestamps<S: std::os::fd::AsRawFd>(socket: &S) -> io::Result<()> {
+    let on: libc::c_int = 1;
+    // SAFETY: a valid descriptor, and a pointer to an int of the size given.
+    let r = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_TIMESTAMPNS,
+            std::ptr::from_ref(&on).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Kernel timestamps are a Linux feature; elsewhere this says so.
+#[cfg(not(target_os = "linux"))]
+pub fn enable_kernel_timestamps<S>(_socket: &S) -> io::Result<()> {
+    Err(io::ErrorKind::Unsupported.into())
 }
 
 impl RecvBatch {
@@ -173,9 +219,19 @@ impl RecvBatch {
             bufs: vec![0; slots * MAX_DATAGRAM].into_boxed_slice(),
             meta: vec![Meta::EMPTY; slots].into_boxed_slice(),
             count: 0,
+            control: Box::new([]),
             #[cfg(target_os = "linux")]
             sys: mmsg::RecvState::new(slots),
         }
+    }
+
+    /// Like [`new`](Self::new), and also reads the kernel's receive
+    /// timestamps ([`Received::kernel_time`]; see
+    /// [`enable_kernel_timestamps`]).
+    pub fn with_kernel_timestamps(slots: usize) -> Self {
+        let mut b = Self::new(slots);
+        b.control = vec![0u64; b.meta.len() * CONTROL_WORDS].into_boxed_slice();
+        b
     }
 
     /// How many datagrams one call can receive.
@@ -192,8 +248,12 @@ impl RecvBatch {
         #[cfg(target_os = "linux")]
         let n = {
             use std::os::fd::AsRawFd;
-            self.sys
-                .recv(socket.as_raw_fd(), &mut self.bufs, &mut self.meta)?
+            self.sys.recv(
+                socket.as_raw_fd(),
+                &mut self.bufs,
+                &mut self.meta,
+                &mut self.control,
+            )?
         };
         #[cfg(not(target_os = "linux"))]
         let n = portable::recv(socket, &mut self.bufs, &mut self.meta)?;
@@ -225,6 +285,7 @@ impl RecvBatch {
             from: meta.from,
             data,
             truncated: meta.truncated,
+            kernel_time: meta.stamp.map(|d| SystemTime::UNIX_EPOCH + d),
         })
     }
 }
@@ -517,7 +578,7 @@ mod mmsg {
 
     use trunk_core::transmit::MAX_DATAGRAM;
 
-    use super::{unmap, Meta};
+    use super::{unmap, Meta, CONTROL_WORDS};
 
     /// Headers for `recvmmsg` or `sendmmsg`. They hold raw pointers into
     /// the batch's buffers, rewritten before every call, so moving the
@@ -585,17 +646,21 @@ mod mmsg {
             }
         }
 
+        /// One `recvmmsg` into `bufs`; with a non-empty `control`
+        /// ([`CONTROL_WORDS`] per slot) it also reads kernel timestamps.
         pub(super) fn recv(
             &mut self,
             fd: RawFd,
             bufs: &mut [u8],
             meta: &mut [Meta],
+            control: &mut [u64],
         ) -> io::Result<usize> {
             let slots = bufs
                 .chunks_exact_mut(MAX_DATAGRAM)
                 .zip(self.iovecs.iter_mut())
                 .zip(self.addrs.iter_mut())
                 .zip(self.hdrs.iter_mut());
+            let mut controls = control.chunks_exact_mut(CONTROL_WORDS);
             let mut n = 0;
             for (((buf, iov), addr), hdr) in slots {
                 point(
@@ -606,6 +671,10 @@ mod mmsg {
                     buf.len(),
                     STORAGE_LEN,
                 );
+                if let Some(c) = controls.next() {
+                    hdr.msg_hdr.msg_control = c.as_mut_ptr().cast();
+                    hdr.msg_hdr.msg_controllen = mem::size_of_val(c) as _;
+                }
                 n += 1;
             }
             let n = n.min(meta.len());
@@ -613,9 +682,11 @@ mod mmsg {
             // SAFETY: the first `n` headers were just pointed at live
             // memory: each at its own sockaddr_storage (msg_namelen is its
             // size) and its own iovec, each iovec at its own
-            // MAX_DATAGRAM-byte chunk of `bufs`. All of it is borrowed
-            // mutably for this call and nothing else aliases it; the kernel
-            // writes within those bounds only.
+            // MAX_DATAGRAM-byte chunk of `bufs`, and, with timestamps, at
+            // its own CONTROL_WORDS-word chunk of `control` (msg_controllen
+            // is its size; u64 is aligned for cmsghdr). All of it is
+            // borrowed mutably for this call and nothing else aliases it;
+            // the kernel writes within those bounds only.
             let got =
                 retry_eintr(|| unsafe { libc::recvmmsg(fd, hdrs, c_len(n), 0, ptr::null_mut()) })?;
             let results = self.hdrs.iter().zip(self.addrs.iter()).zip(meta.iter_mut());
@@ -625,6 +696,7 @@ mod mmsg {
                     from: from.map_or(Meta::EMPTY.from, unmap),
                     len: hdr.msg_len as usize,
                     truncated: from.is_none() || hdr.msg_hdr.msg_flags & libc::MSG_TRUNC != 0,
+                    stamp: timestamp(&hdr.msg_hdr),
                 };
             }
             if got == 0 {
@@ -672,6 +744,29 @@ mod mmsg {
             // those bounds only.
             retry_eintr(|| unsafe { libc::sendmmsg(fd, hdrs, c_len(n), 0) })
         }
+    }
+
+    /// The `SCM_TIMESTAMPNS` the kernel put in `h`'s control messages.
+    fn timestamp(h: &libc::msghdr) -> Option<std::time::Duration> {
+        if h.msg_control.is_null() || h.msg_flags & libc::MSG_CTRUNC != 0 {
+            return None;
+        }
+        // SAFETY: `h` came back from recvmmsg with msg_control pointing at
+        // the slot's control buffer and msg_controllen set by the kernel to
+        // the bytes it wrote there; the CMSG_* helpers stay within them.
+        unsafe {
+            let mut c = libc::CMSG_FIRSTHDR(h);
+            while !c.is_null() {
+                if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_TIMESTAMPNS {
+                    let ts = ptr::read_unaligned(libc::CMSG_DATA(c).cast::<libc::timespec>());
+                    let secs = u64::try_from(ts.tv_sec).ok()?;
+                    let nanos = u32::try_from(ts.tv_nsec).ok()?;
+                    return Some(std::time::Duration::new(secs, nanos));
+                }
+                c = libc::CMSG_NXTHDR(h, c);
+            }
+        }
+        None
     }
 
     const STORAGE_LEN: libc::socklen_t = mem::size_of::<libc::sockaddr_storage>() as _;
@@ -813,6 +908,7 @@ mod portable {
                 from: unmap(from),
                 len,
                 truncated: false,
+                stamp: None,
             };
             n += 1;
         }
@@ -846,6 +942,57 @@ mod tests {
         let io = Arc::new(IoCounters::default());
         let b = SendBatch::new(slots, sock.local_addr().unwrap(), drops.clone(), io.clone());
         (b, drops, io)
+    }
+
+    /// Waits until `sock` has something to read (a few ms on loopback).
+    fn recv_some(batch: &mut RecvBatch, sock: &UdpSocket) -> usize {
+        let end = Instant::now() + Duration::from_secs(5);
+        loop {
+            match batch.recv(sock) {
+                Ok(n) => return n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && Instant::now() < end => {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn kernel_timestamps_when_asked_for() {
+        let rx = bind("127.0.0.1:0");
+        let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = rx.local_addr().unwrap();
+        enable_kernel_timestamps(&rx).unwrap();
+        let before = SystemTime::now();
+        for i in 0..3u8 {
+            tx.send_to(&[i; 40], to).unwrap();
+        }
+        let mut stamped = RecvBatch::with_kernel_timestamps(8);
+        let mut got = 0;
+        while got < 3 {
+            let n = recv_some(&mut stamped, &rx);
+            for i in 0..n {
+                let d = stamped.get_mut(i).unwrap();
+                assert_eq!(d.data, &[got as u8; 40][..]);
+                let t = d.kernel_time.expect("a kernel timestamp");
+                // Queued after the first send and before it is read.
+                assert!(t >= before - Duration::from_millis(1), "{t:?} < {before:?}");
+                assert!(t <= SystemTime::now());
+                got += 1;
+            }
+        }
+        // A plain batch on the same socket reads no timestamps.
+        tx.send_to(&[9; 10], to).unwrap();
+        let mut plain = RecvBatch::new(8);
+        assert_eq!(recv_some(&mut plain, &rx), 1);
+        assert_eq!(plain.get_mut(0).unwrap().kernel_time, None);
+        // And a stamped batch on a socket without the option gets none.
+        let quiet = bind("127.0.0.1:0");
+        tx.send_to(&[7; 10], quiet.local_addr().unwrap()).unwrap();
+        assert_eq!(recv_some(&mut stamped, &quiet), 1);
+        assert_eq!(stamped.get_mut(0).unwrap().kernel_time, None);
     }
 
     /// Datagram `i` of the test stream: its index, then a pattern; sizes

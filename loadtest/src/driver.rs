@@ -17,6 +17,9 @@
 //! All drivers that measure latency against each other must share one
 //! clock origin ([`DriverConfig::origin`]): the endpoint's voice payload
 //! carries the send instant, and the receiver subtracts it from its own.
+//! The receiving instant is the kernel's receive timestamp
+//! (`SO_TIMESTAMPNS`) where the kernel gives one, so a thread that is late
+//! to read its socket does not count its own delay as the network's.
 //!
 //! # One PBX on several threads
 //!
@@ -427,6 +430,8 @@ pub fn spawn_udp(
     let _ = sock.set_recv_buffer_size(cfg.socket_buffer);
     let _ = sock.set_send_buffer_size(cfg.socket_buffer);
     socket.set_nonblocking(true)?;
+    // Without them arrival is when the thread reads: less exact, still right.
+    let _ = iax2_gateway::batch::enable_kernel_timestamps(&socket);
     let local = socket.local_addr()?;
     let mut socket = mio::net::UdpSocket::from_std(socket);
     let poll = Poll::new()?;
@@ -464,6 +469,10 @@ pub fn spawn_group(
     let mut sockets = vec![first.socket];
     for _ in 1..count {
         sockets.push(iax2_gateway::socket::bind(addr, cfg.socket_buffer)?.socket);
+    }
+    for socket in &sockets {
+        // Without them arrival is when the thread reads: less exact, still right.
+        let _ = iax2_gateway::batch::enable_kernel_timestamps(socket);
     }
     let mut polls = Vec::with_capacity(count);
     let mut peers = Vec::with_capacity(count);
@@ -658,7 +667,18 @@ fn run(
         .unwrap_or_else(|_| SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, 0)));
     let mut outbox = Outbox::new(local);
     let mut scratch = Box::new([0u8; MAX_DATAGRAM]);
-    let mut recv = RecvBatch::new(RECV_SLOTS);
+    // Arrival times come from the kernel's receive timestamps when it
+    // gives them, so that the latency measured does not include how long
+    // this thread took to get to the socket. They are wall-clock times:
+    // `wall_origin` is the wall-clock reading of `cfg.origin`.
+    let mut recv = RecvBatch::with_kernel_timestamps(RECV_SLOTS);
+    let wall_origin = std::time::SystemTime::now() - cfg.origin.elapsed();
+    let arrival = |d: &iax2_gateway::batch::Received<'_>, now: Instant| {
+        d.kernel_time
+            .and_then(|t| t.duration_since(wall_origin).ok())
+            .and_then(|e| u64::try_from(e.as_micros()).ok())
+            .map_or(now, |us| Instant::from_micros(us).min(now))
+    };
     let mut poll_events = Events::with_capacity(4);
     let mut events = Vec::new();
     let mut stats = DriverStats::default();
@@ -696,11 +716,11 @@ fn run(
                         let mut out = outbox.sender(socket, &mut scratch);
                         for i in 0..n {
                             if let Some(d) = recv.get_mut(i) {
-                                let here = link
-                                    .as_mut()
-                                    .is_none_or(|l| l.dispatch(d.from, now, d.data));
+                                let at = arrival(&d, now);
+                                let here =
+                                    link.as_mut().is_none_or(|l| l.dispatch(d.from, at, d.data));
                                 if here {
-                                    ep.handle_datagram(now, d.from, d.data, &mut out);
+                                    ep.handle_datagram_at(now, at, d.from, d.data, &mut out);
                                 }
                             }
                         }
@@ -723,10 +743,11 @@ fn run(
             l.send_all();
             // Datagrams other shards received for our calls.
             while let Ok(mut batch) = l.inbox.try_recv() {
+                let now = clock(cfg.origin);
                 let mut out = outbox.sender(socket, &mut scratch);
                 for &(from, at, off, len) in &batch.items {
                     if let Some(d) = batch.data.get(off..off + len) {
-                        ep.handle_datagram(at, from, d, &mut out);
+                        ep.handle_datagram_at(now, at, from, d, &mut out);
                     }
                 }
                 stats.handed_in += batch.items.len() as u64;

@@ -134,3 +134,30 @@ fn a_pbx_on_three_threads_calls_a_pbx_on_two() {
     assert_eq!(ds.send_errors, 0);
     assert_eq!(ds.handed_in, forwarded);
 }
+
+/// Latency is measured from when a frame reached the PBX's socket (the
+/// kernel's receive timestamp), not from when the PBX's thread got to it:
+/// a thread held up for 600 ms still measures the network's few ms.
+#[test]
+fn latency_is_measured_at_the_socket_not_when_the_thread_reads() {
+    let origin = std::time::Instant::now();
+    let a = driver(5, false, origin);
+    let b = driver(6, true, origin);
+    a.originate(b.local_addr(), "2001", 1);
+    wait_for("the call answered", Duration::from_secs(20), || {
+        a.stats().calls_answered == 1 && b.stats().calls_answered == 1
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    // A new window, then A's thread is busy while B's voice queues up.
+    a.with(|ep, _, _| ep.take_measurements()).unwrap();
+    let received = a.stats().voice_received;
+    a.with(|_, _, _| std::thread::sleep(Duration::from_millis(600)))
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let m = a.with(|ep, _, _| ep.take_measurements()).unwrap();
+    // About 35 frames arrived while A slept, and were read in one go.
+    assert!(a.stats().voice_received >= received + 25);
+    let worst = iax2_loadtest::endpoint::measure::max_ms(&m.latency_us);
+    assert!(worst < 150.0, "worst latency {worst} ms");
+    a.hangup_all(16);
+}

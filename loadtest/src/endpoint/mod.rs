@@ -701,6 +701,9 @@ pub struct Endpoint {
     regs: Registrations,
     /// Latency, setup and jitter distributions.
     measure: Measurements,
+    /// When the datagram being handled reached our socket, if earlier than
+    /// `now` ([`Endpoint::handle_datagram_at`]).
+    arrival: Option<Instant>,
 }
 
 impl Endpoint {
@@ -738,6 +741,7 @@ impl Endpoint {
             scratch: Vec::new(),
             regs: Registrations::default(),
             measure: Measurements::new(),
+            arrival: None,
         }
     }
 
@@ -1317,6 +1321,23 @@ impl Endpoint {
     // Receive path
     // -----------------------------------------------------------------
 
+    /// [`handle_datagram`](Self::handle_datagram) of a datagram that
+    /// reached the socket at `arrival` (the kernel's receive timestamp, or
+    /// when another thread read it) and is handled `now`: latency and
+    /// jitter are measured at `arrival`, everything else happens `now`.
+    pub fn handle_datagram_at<T: Transmit>(
+        &mut self,
+        now: Instant,
+        arrival: Instant,
+        from: SocketAddr,
+        datagram: &[u8],
+        out: &mut T,
+    ) {
+        self.arrival = Some(arrival.min(now));
+        self.handle_datagram(now, from, datagram, out);
+        self.arrival = None;
+    }
+
     /// Handles one received datagram. Never panics; what does not parse is
     /// counted in [`EndpointStats::malformed`] and dropped.
     pub fn handle_datagram<T: Transmit>(
@@ -1437,7 +1458,8 @@ impl Endpoint {
         let len_ok = *call.rx_payload_len.get_or_insert(payload.len()) == payload.len();
         let seq = match checked {
             Some((seq, sent)) if len_ok => {
-                if let Some(latency) = call.stats.rx.record(seq, sent, ts, now) {
+                let arrival = self.arrival.unwrap_or(now);
+                if let Some(latency) = call.stats.rx.record(seq, sent, ts, arrival) {
                     self.measure.record_latency(latency);
                     if self.cfg.echo && call.state == CallState::Up {
                         self.send_voice(call, now, out, Some((ts, payload)));
