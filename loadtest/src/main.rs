@@ -138,6 +138,10 @@ enum Command {
         /// Threads.
         #[arg(long, default_value_t = 2)]
         threads: usize,
+        /// Accept registrations from this user (NAME:SECRET, MD5); repeat
+        /// for more users.
+        #[arg(long = "user", value_parser = answer::parse_user)]
+        users: Vec<(String, String)>,
     },
     /// Ramp concurrent calls through the gateway pair and through a bare
     /// UDP forwarder pair, and compare the most calls each carries.
@@ -248,6 +252,7 @@ fn main() -> ExitCode {
             ptime,
             duration,
             threads,
+            users,
         } => answer::answer(&answer::AnswerOptions {
             listen,
             echo,
@@ -257,6 +262,7 @@ fn main() -> ExitCode {
             ptime_ms: ptime,
             duration: duration.map(Duration::from_secs),
             threads,
+            users,
         })
         .map_err(|e| format!("answer: {e}"))
         .map(|()| true),

@@ -315,3 +315,63 @@ fn readme_demo_300_calls_for_20_seconds() {
     let per_frame = num(&r, &["wan", "trunk_entries"]) / num(&r, &["wan", "trunk_frames"]);
     assert!(per_frame >= 6.0, "{per_frame} entries per trunk frame");
 }
+
+#[test]
+fn answer_is_a_registrar_for_its_users() {
+    use iax2_loadtest::driver::{spawn_udp, DriverConfig};
+    use iax2_loadtest::endpoint::RegistrationState;
+    use iax2_loadtest::{Endpoint, EndpointConfig};
+    let _serial = one_at_a_time();
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let answer = bin()
+        .args(["answer", "--listen", &listen, "--duration", "3"])
+        .args(["--user", "alice:pw1", "--user", "bob:pw:2"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let me = socket.local_addr().unwrap();
+    let registrant = spawn_udp(
+        Endpoint::new(EndpointConfig::new(me, 9)),
+        socket,
+        DriverConfig::default(),
+    )
+    .unwrap();
+    let registrar = listen.parse().unwrap();
+    let ids = registrant
+        .with(move |ep, now, out| {
+            let mut out = iax2_loadtest::sim::DynTransmit(out);
+            [("alice", "pw1"), ("bob", "wrong")]
+                .map(|(u, s)| ep.register(now, registrar, u, s, 60, &mut out).unwrap())
+        })
+        .unwrap();
+    let state = |i: usize| {
+        let id = ids[i];
+        registrant
+            .with(move |ep, _, _| ep.registration(id).map(|r| r.state))
+            .unwrap()
+    };
+    let end = std::time::Instant::now() + Duration::from_secs(10);
+    while (state(0) == Some(RegistrationState::Registering)
+        || state(1) == Some(RegistrationState::Registering))
+        && std::time::Instant::now() < end
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(state(0), Some(RegistrationState::Registered));
+    assert_eq!(state(1), Some(RegistrationState::Rejected));
+    let apparent = registrant
+        .with(move |ep, _, _| ep.registration(ids[0]).and_then(|r| r.apparent_addr))
+        .unwrap();
+    assert_eq!(apparent, Some(me));
+    let out = answer.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!("registered: alice at {me} (refresh 60 s)")),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("bob at"), "{stdout}");
+}

@@ -28,6 +28,39 @@ pub struct AnswerOptions {
     pub duration: Option<Duration>,
     /// Threads.
     pub threads: usize,
+    /// Act as a registrar for these (username, MD5 secret) pairs: REGREQ,
+    /// REGAUTH, REGACK with APPARENT ADDR, as Asterisk answers them.
+    pub users: Vec<(String, String)>,
+}
+
+/// Parses `NAME:SECRET` (the secret may contain further colons).
+pub fn parse_user(text: &str) -> Result<(String, String), String> {
+    match text.split_once(':') {
+        Some((name, secret)) if !name.is_empty() && !secret.is_empty() => {
+            Ok((name.to_owned(), secret.to_owned()))
+        }
+        _ => Err(format!("`{text}`: expected NAME:SECRET")),
+    }
+}
+
+/// The registry of every shard, one line per user: the most recent entry.
+fn registry_line(group: &crate::driver::DriverGroup) -> String {
+    let mut entries: Vec<crate::endpoint::RegistryEntry> = group
+        .each(|ep, _, _| ep.registrations().to_vec())
+        .into_iter()
+        .flatten()
+        .collect();
+    entries.sort_by(|a, b| {
+        a.username
+            .cmp(&b.username)
+            .then(b.registered_at.cmp(&a.registered_at))
+    });
+    entries.dedup_by(|a, b| a.username == b.username);
+    entries
+        .iter()
+        .map(|e| format!("{} at {} (refresh {} s)", e.username, e.addr, e.refresh))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Runs the answerer; prints a status line every 5 s and totals at the end.
@@ -45,16 +78,24 @@ pub fn answer(opts: &AnswerOptions) -> io::Result<()> {
         cfg.ptime_ms = opts.ptime_ms;
         cfg.echo = opts.echo;
         cfg.keep_ended_calls = false;
+        if !opts.users.is_empty() {
+            cfg.registrar = Some(crate::endpoint::RegistrarConfig::new(opts.users.clone()));
+        }
         cfg.shard = Some(shard);
         Endpoint::new(cfg)
     })?;
     eprintln!(
-        "answering on {} ({} threads{}{}{})",
+        "answering on {} ({} threads{}{}{}{})",
         group.local_addr(),
         opts.threads,
         if opts.echo { ", echo" } else { "" },
         if opts.secret.is_some() { ", MD5" } else { "" },
         if opts.calltoken { ", call token" } else { "" },
+        if opts.users.is_empty() {
+            String::new()
+        } else {
+            format!(", registrar for {} users", opts.users.len())
+        },
     );
     let start = Instant::now();
     let mut next = start + Duration::from_secs(5);
@@ -73,7 +114,13 @@ pub fn answer(opts: &AnswerOptions) -> io::Result<()> {
                 s.voice_sent,
                 s.voice_lost
             );
+            if !opts.users.is_empty() {
+                eprintln!("        registered: {}", registry_line(&group));
+            }
         }
+    }
+    if !opts.users.is_empty() {
+        println!("registered: {}", registry_line(&group));
     }
     let s = group.stats();
     group.hangup_all(16);
@@ -89,4 +136,18 @@ pub fn answer(opts: &AnswerOptions) -> io::Result<()> {
         s.voice_corrupt
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_arguments() {
+        assert_eq!(parse_user("alice:pw"), Ok(("alice".into(), "pw".into())));
+        assert_eq!(parse_user("bob:a:b"), Ok(("bob".into(), "a:b".into())));
+        for bad in ["alice", ":pw", "alice:", ""] {
+            assert!(parse_user(bad).is_err(), "{bad}");
+        }
+    }
 }
