@@ -66,6 +66,9 @@ enum Command {
         /// Write a pcap of the WAN leg here (first 3 s, then signalling).
         #[arg(long)]
         pcap: Option<PathBuf>,
+        /// Seconds between the DTMF digits each call sends (0: none).
+        #[arg(long, default_value_t = 5.0)]
+        dtmf_every: f64,
         /// No progress line.
         #[arg(long)]
         quiet: bool,
@@ -105,6 +108,9 @@ enum Command {
         /// Threads.
         #[arg(long, default_value_t = 2)]
         threads: usize,
+        /// Seconds between the DTMF digits each call sends (0: none).
+        #[arg(long, default_value_t = 0.0)]
+        dtmf_every: f64,
         /// Write the JSON report here.
         #[arg(long)]
         json: Option<PathBuf>,
@@ -180,6 +186,13 @@ fn write_json<T: serde::Serialize>(path: Option<&PathBuf>, value: &T) -> Result<
     Ok(())
 }
 
+/// `secs` as an interval; zero, negative or not a number: none.
+fn interval(secs: f64) -> Option<Duration> {
+    (secs > 0.0)
+        .then(|| Duration::try_from_secs_f64(secs).ok())
+        .flatten()
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -192,6 +205,7 @@ fn main() -> ExitCode {
             threads,
             json,
             pcap,
+            dtmf_every,
             quiet,
         } => demo::demo(&demo::DemoOptions {
             calls,
@@ -202,6 +216,7 @@ fn main() -> ExitCode {
             threads,
             progress: !quiet,
             pcap,
+            dtmf_interval: interval(dtmf_every),
         })
         .map_err(|e| format!("demo: {e}"))
         .and_then(|r| {
@@ -221,6 +236,7 @@ fn main() -> ExitCode {
             ptime,
             bind,
             threads,
+            dtmf_every,
             json,
             quiet,
         } => run::run_against(&run::RunOptions {
@@ -236,6 +252,7 @@ fn main() -> ExitCode {
             bind,
             threads,
             progress: !quiet,
+            dtmf_interval: interval(dtmf_every),
         })
         .map_err(|e| format!("run: {e}"))
         .and_then(|r| {

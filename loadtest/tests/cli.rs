@@ -85,17 +85,8 @@ fn demo_carries_every_call_through_the_gateway_pair() {
     let _serial = one_at_a_time();
     let json = TempPath::new("demo.json");
     let out = bin()
-        .args([
-            "demo",
-            "--calls",
-            "40",
-            "--duration",
-            "4",
-            "--rate",
-            "100",
-            "--quiet",
-            "--json",
-        ])
+        .args(["demo", "--calls", "40", "--duration", "4", "--rate", "100"])
+        .args(["--quiet", "--dtmf-every", "1", "--json"])
         .arg(&json.0)
         .output()
         .unwrap();
@@ -125,6 +116,10 @@ fn demo_carries_every_call_through_the_gateway_pair() {
     );
     assert!(entries / frames > 2.0, "{entries} / {frames}");
     assert!(num(&r, &["wan", "packets"]) < sent / 2.0);
+    // Each caller sent a digit a second once answered; every one arrived.
+    let dtmf = num(&r, &["dtmf", "sent"]);
+    assert!(dtmf >= 40.0 * 2.0, "{dtmf}");
+    assert_eq!(num(&r, &["dtmf", "received"]), dtmf);
     // Setup went through a call token and MD5 challenge: two round trips.
     assert!(num(&r, &["setup_ms", "p50"]) > 0.0);
     assert!(num(&r, &["media", "latency_ms", "p99"]) > 0.0);
@@ -314,6 +309,10 @@ fn readme_demo_300_calls_for_20_seconds() {
     assert!(num(&r, &["media", "sent"]) > 300.0 * 2.0 * 50.0 * 18.0);
     let per_frame = num(&r, &["wan", "trunk_entries"]) / num(&r, &["wan", "trunk_frames"]);
     assert!(per_frame >= 6.0, "{per_frame} entries per trunk frame");
+    // A digit every 5 s per call by default, every one delivered.
+    let dtmf = num(&r, &["dtmf", "sent"]);
+    assert!(dtmf >= 300.0 * 3.0, "{dtmf}");
+    assert_eq!(num(&r, &["dtmf", "received"]), dtmf);
 }
 
 #[test]

@@ -1609,3 +1609,64 @@ fn a_shard_allocates_only_its_own_call_numbers_and_publishes_peer_owners() {
     w.run_for(Duration::from_millis(200));
     assert_eq!(owners.owner(peer0), None);
 }
+
+#[test]
+fn periodic_dtmf_from_the_caller_arrives_in_order() {
+    let mut a = cfg(A, 71);
+    a.dtmf_interval = Some(Duration::from_millis(100));
+    let mut w = World::new(a, cfg(B, 72));
+    let (_, cb) = w.answered_call();
+    w.run_for(Duration::from_millis(1250));
+    let digits: Vec<char> = w
+        .ev_b
+        .iter()
+        .filter_map(|e| match e {
+            Event::Dtmf { call, digit } if *call == cb => Some(*digit),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(digits.iter().collect::<String>(), "0123456789*#");
+    let (sa, sb) = (w.a.stats(), w.b.stats());
+    assert_eq!((sa.dtmf_sent, sb.dtmf_received), (12, 12));
+    // The callee sends none of its own.
+    assert_eq!((sb.dtmf_sent, sa.dtmf_received), (0, 0));
+}
+
+/// A call hung up while its HANGUP waits for an ACK sends no more DTMF
+/// (a digit after the HANGUP would reach a call the far end has ended).
+#[test]
+fn no_periodic_dtmf_after_hangup() {
+    let mut a = cfg(A, 73);
+    a.dtmf_interval = Some(Duration::from_millis(100));
+    let mut w = World::new(a, cfg(B, 74));
+    let (ca, _) = w.answered_call();
+    w.run_for(Duration::from_millis(250));
+    // B's replies are lost from now on: A's call stays in Ending,
+    // retransmitting its HANGUP, well past the next digit's time.
+    w.net.set_filter(|d| {
+        if d.from == addr(B) {
+            Verdict::Drop
+        } else {
+            Verdict::Deliver
+        }
+    });
+    let now = w.net.now();
+    assert!(w.a.hangup(now, ca, 16, &mut w.net.sender(addr(A))));
+    let sent = w.a.stats().dtmf_sent;
+    w.net.take_capture();
+    w.run_for(Duration::from_secs(1));
+    assert_eq!(w.a.stats().dtmf_sent, sent);
+    let dtmf_after = w
+        .net
+        .take_capture()
+        .iter()
+        .filter(|(d, _)| {
+            d.from == addr(A)
+                && full(d).is_some_and(|f| {
+                    matches!(f.frame_type(), FrameType::Dtmf | FrameType::DtmfBegin)
+                })
+        })
+        .count();
+    assert_eq!(dtmf_after, 0);
+    assert_eq!(w.b.stats().dtmf_received, sent);
+}

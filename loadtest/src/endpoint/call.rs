@@ -147,6 +147,10 @@ pub(crate) struct Call {
     pub(crate) answer_at: Option<Instant>,
     pub(crate) next_ping: Option<Instant>,
     pub(crate) next_lagrq: Option<Instant>,
+    /// When the next periodic DTMF digit is due.
+    pub(crate) next_dtmf: Option<Instant>,
+    /// Periodic DTMF digits sent so far (picks the next digit).
+    pub(crate) dtmf_count: u32,
     /// When the call's earliest timer entry is due (None: none queued).
     pub(crate) timer_at: Option<Instant>,
     pub(crate) stats: super::CallStats,
@@ -196,6 +200,8 @@ impl Call {
             tx: MediaTx::default(),
             answer_at: None,
             next_ping: None,
+            next_dtmf: None,
+            dtmf_count: 0,
             next_lagrq: None,
             timer_at: None,
             stats: super::CallStats {
@@ -490,6 +496,7 @@ impl Call {
             self.answer_at,
             self.next_ping,
             self.next_lagrq,
+            self.next_dtmf,
             voice,
         ]
         .into_iter()

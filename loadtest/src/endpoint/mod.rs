@@ -182,6 +182,10 @@ pub struct EndpointConfig {
     /// One of several endpoints sharing one address: allocate only this
     /// shard's call numbers and publish which peer call numbers it owns.
     pub shard: Option<Shard>,
+    /// Originator: send a DTMF digit (`0`-`9`, `*`, `#` in turn) this
+    /// often on every answered call, as a caller in an IVR would; `None`
+    /// sends none.
+    pub dtmf_interval: Option<Duration>,
     /// Answerer: send each voice frame received back on the same call
     /// (payload unchanged, our own timestamps) instead of generating
     /// voice, as Asterisk's Echo() does. The originator then measures the
@@ -217,6 +221,7 @@ impl EndpointConfig {
             reregister: true,
             shard: None,
             echo: false,
+            dtmf_interval: None,
         }
     }
 }
@@ -516,6 +521,10 @@ pub struct EndpointStats {
     pub txreq_received: u64,
     /// POKEs answered.
     pub pokes_answered: u64,
+    /// DTMF digits sent (DTMF frames, whether periodic or asked for).
+    pub dtmf_sent: u64,
+    /// DTMF digits received.
+    pub dtmf_received: u64,
     /// Minis and trunk entries for no known call.
     pub unknown_call_media: u64,
     /// Voice frames sent.
@@ -589,6 +598,8 @@ impl EndpointStats {
         self.invals_received += o.invals_received;
         self.txreq_received += o.txreq_received;
         self.pokes_answered += o.pokes_answered;
+        self.dtmf_sent += o.dtmf_sent;
+        self.dtmf_received += o.dtmf_received;
         self.unknown_call_media += o.unknown_call_media;
         self.voice_sent += o.voice_sent;
         self.voice_full_sent += o.voice_full_sent;
@@ -1060,6 +1071,7 @@ impl Endpoint {
         let sub = Subclass(u8::try_from(u32::from(digit)).unwrap_or(b'?') & 0x7f);
         c.send_other(now, out, FrameType::DtmfBegin, sub, &[]);
         c.send_other(now, out, FrameType::Dtmf, sub, &[]);
+        self.stats.dtmf_sent += 1;
         self.put_back(c, Disposition::Keep, now);
         self.prune_timers();
         true
@@ -1256,6 +1268,17 @@ impl Endpoint {
             if t <= now {
                 call.next_lagrq = Some(now + every);
                 call.send_iax(now, out, IaxSubclass::LagRq, &IeList::new());
+            }
+        }
+        if let (Some(t), Some(every)) = (call.next_dtmf, self.cfg.dtmf_interval) {
+            if t <= now {
+                const DIGITS: &[u8; 12] = b"0123456789*#";
+                call.next_dtmf = Some(now + every);
+                let digit = DIGITS[(call.dtmf_count % 12) as usize];
+                call.dtmf_count += 1;
+                call.send_other(now, out, FrameType::DtmfBegin, Subclass(digit), &[]);
+                call.send_other(now, out, FrameType::Dtmf, Subclass(digit), &[]);
+                self.stats.dtmf_sent += 1;
             }
         }
         let ptime = Duration::from_millis(u64::from(self.cfg.ptime_ms));
@@ -1714,6 +1737,7 @@ impl Endpoint {
                 Disposition::Keep
             }
             FrameType::Dtmf => {
+                self.stats.dtmf_received += 1;
                 self.events.push_back(Event::Dtmf {
                     call: call.id,
                     digit: char::from(f.subclass().0 & 0x7f),
@@ -2038,6 +2062,7 @@ impl Endpoint {
                 now.as_micros()
                     .saturating_sub(call.stats.created.as_micros()),
             );
+            call.next_dtmf = self.cfg.dtmf_interval.map(|d| now + d);
         }
         self.events.push_back(Event::Answered { call: call.id });
         if self.cfg.media && !self.cfg.echo {
@@ -2057,6 +2082,7 @@ impl Endpoint {
         call.answer_at = None;
         call.next_ping = None;
         call.next_lagrq = None;
+        call.next_dtmf = None;
         call.set_state(CallState::Ending);
         call.send_iax(now, out, sub, &cause_ies(cause_text(code), code));
     }

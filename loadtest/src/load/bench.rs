@@ -210,8 +210,24 @@ fn trunkfreq_ms() -> u32 {
 /// Runs one ramp.
 fn ramp(opts: &BenchOptions, baseline: bool, limit_ms: f64) -> io::Result<Ramp> {
     let origin = Instant::now();
-    let pbx_b = pbx(20, opts.threads, opts.codec, opts.ptime_ms, true, origin)?;
-    let mut pbx_a = pbx(10, opts.threads, opts.codec, opts.ptime_ms, false, origin)?;
+    let pbx_b = pbx(
+        20,
+        opts.threads,
+        opts.codec,
+        opts.ptime_ms,
+        true,
+        None,
+        origin,
+    )?;
+    let mut pbx_a = pbx(
+        10,
+        opts.threads,
+        opts.codec,
+        opts.ptime_ms,
+        false,
+        None,
+        origin,
+    )?;
     let (a_addr, b_addr) = (pbx_a.local_addr(), pbx_b.local_addr());
     let system = if baseline {
         System::Forwarders(ForwarderPair::start(ForwarderConfig {

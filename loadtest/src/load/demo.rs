@@ -26,7 +26,7 @@ use iax2_gateway::GatewayHandle;
 use crate::cpu::CpuSnapshot;
 use crate::driver::{spawn_group, DriverConfig, DriverGroup};
 use crate::endpoint::{Codec, Endpoint, EndpointConfig};
-use crate::load::report::{CallCounts, Cpu, Drops, Media, Quantiles, RunReport, Setup, Wan};
+use crate::load::report::{CallCounts, Cpu, Drops, Dtmf, Media, Quantiles, RunReport, Setup, Wan};
 use crate::load::run::{self, Outcome, Plan};
 use crate::tap::{kernel_udp_drops, CaptureLimits, Leg, Tap, TapConfig};
 
@@ -57,10 +57,13 @@ pub struct DemoOptions {
     pub progress: bool,
     /// Write the WAN leg (tap side A) to this pcap file.
     pub pcap: Option<PathBuf>,
+    /// Each call sends a DTMF digit this often (`None`: none).
+    pub dtmf_interval: Option<Duration>,
 }
 
 impl Default for DemoOptions {
-    /// 300 calls for 30 s, G.711 u-law 20 ms, 2 threads per PBX.
+    /// 300 calls for 30 s, G.711 u-law 20 ms, a DTMF digit every 5 s per
+    /// call, 2 threads per PBX.
     fn default() -> Self {
         Self {
             calls: 300,
@@ -71,6 +74,7 @@ impl Default for DemoOptions {
             threads: 2,
             progress: true,
             pcap: None,
+            dtmf_interval: Some(Duration::from_secs(5)),
         }
     }
 }
@@ -114,11 +118,14 @@ pub fn pbx(
     codec: Codec,
     ptime_ms: u32,
     callee: bool,
+    dtmf_interval: Option<Duration>,
     origin: std::time::Instant,
 ) -> io::Result<DriverGroup> {
     let addr = SocketAddr::from(([127, 0, 0, 1], 0));
+    // Nobody reads the per-call events of a load run: keep none.
     let dc = DriverConfig {
         origin,
+        max_events: 0,
         ..DriverConfig::default()
     };
     spawn_group(addr, threads, dc, |shard| {
@@ -128,6 +135,7 @@ pub fn pbx(
         cfg.secret = Some(SECRET.to_owned());
         cfg.require_calltoken = callee;
         cfg.keep_ended_calls = false;
+        cfg.dtmf_interval = dtmf_interval;
         cfg.shard = Some(shard);
         Endpoint::new(cfg)
     })
@@ -158,6 +166,10 @@ pub fn summarize(mode: &str, codec: Codec, ptime_ms: u32, o: &Outcome) -> RunRep
             latency_ms: Quantiles::of(&o.measure.latency_us),
             jitter_ms: Quantiles::of(&o.measure.jitter_us),
         },
+        dtmf: Dtmf {
+            sent: a.dtmf_sent + callee.dtmf_sent,
+            received: a.dtmf_received + callee.dtmf_received,
+        },
         setup_ms: {
             let q = Quantiles::of(&o.measure.setup_us);
             Setup {
@@ -182,8 +194,24 @@ pub fn codec_name(c: Codec) -> &'static str {
 /// Runs the demo; prints the topology to stderr.
 pub fn demo(opts: &DemoOptions) -> io::Result<RunReport> {
     let origin = std::time::Instant::now();
-    let pbx_b = pbx(2, opts.threads, opts.codec, opts.ptime_ms, true, origin)?;
-    let mut pbx_a = pbx(1, opts.threads, opts.codec, opts.ptime_ms, false, origin)?;
+    let pbx_b = pbx(
+        2,
+        opts.threads,
+        opts.codec,
+        opts.ptime_ms,
+        true,
+        None,
+        origin,
+    )?;
+    let mut pbx_a = pbx(
+        1,
+        opts.threads,
+        opts.codec,
+        opts.ptime_ms,
+        false,
+        opts.dtmf_interval,
+        origin,
+    )?;
     let capture = if opts.pcap.is_some() {
         CaptureLimits::default()
     } else {

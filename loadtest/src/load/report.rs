@@ -73,6 +73,15 @@ pub struct Media {
     pub jitter_ms: Quantiles,
 }
 
+/// DTMF digits of a run, both directions added up.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Dtmf {
+    /// Digits sent.
+    pub sent: u64,
+    /// Digits received.
+    pub received: u64,
+}
+
 /// NEW to ANSWER, milliseconds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct Setup {
@@ -140,6 +149,8 @@ pub struct RunReport {
     pub calls: CallCounts,
     /// Voice.
     pub media: Media,
+    /// DTMF digits.
+    pub dtmf: Dtmf,
     /// Call setup time.
     pub setup_ms: Setup,
     /// The WAN between the gateways (zero when not known).
@@ -199,6 +210,13 @@ impl RunReport {
             "  setup      p50 {:>8.3} ms  p99 {:>8.3} ms",
             self.setup_ms.p50, self.setup_ms.p99
         );
+        if self.dtmf.sent + self.dtmf.received > 0 {
+            let _ = writeln!(
+                t,
+                "  DTMF       sent {:>8}  received {:>8}",
+                self.dtmf.sent, self.dtmf.received
+            );
+        }
         if self.wan.packets > 0 {
             let _ = writeln!(
                 t,

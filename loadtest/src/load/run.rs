@@ -280,6 +280,8 @@ pub struct RunOptions {
     pub threads: usize,
     /// Progress line.
     pub progress: bool,
+    /// Each call sends a DTMF digit this often (`None`: none).
+    pub dtmf_interval: Option<Duration>,
 }
 
 /// Runs `loadtest run`. Voice is measured when the far end sends back
@@ -290,8 +292,10 @@ pub fn run_against(opts: &RunOptions) -> std::io::Result<crate::load::report::Ru
     use crate::driver::{spawn_group, DriverConfig};
     use crate::endpoint::{Endpoint, EndpointConfig};
     let origin = WallInstant::now();
+    // Nobody reads the per-call events of a load run: keep none.
     let dc = DriverConfig {
         origin,
+        max_events: 0,
         ..DriverConfig::default()
     };
     let mut caller = spawn_group(opts.bind, opts.threads, dc, |shard| {
@@ -301,6 +305,7 @@ pub fn run_against(opts: &RunOptions) -> std::io::Result<crate::load::report::Ru
         cfg.codec = opts.codec;
         cfg.ptime_ms = opts.ptime_ms;
         cfg.keep_ended_calls = false;
+        cfg.dtmf_interval = opts.dtmf_interval;
         cfg.shard = Some(shard);
         Endpoint::new(cfg)
     })?;
