@@ -266,6 +266,7 @@ fn bench_ramps_both_systems_and_writes_json_and_svg() {
                 &["latency_ms", "p99"],
                 &["packets_per_s"],
                 &["cpu_s_per_packet"],
+                &["process_rss_bytes"],
             ] {
                 num(s, k);
             }

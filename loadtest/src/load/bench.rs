@@ -388,6 +388,7 @@ fn one_step(
         generator_busiest_thread: round3(busiest),
         limited_by: limited_by.to_owned(),
         sut_kernel_drops: s1.saturating_sub(s0),
+        process_rss_bytes: cpu1.rss_bytes.unwrap_or(0),
         pass: all_up
             && calls_up >= to as u64
             && got > 0

@@ -278,6 +278,9 @@ pub struct Step {
     pub generator_kernel_drops: u64,
     /// Datagrams the kernel dropped at the system under test's sockets.
     pub sut_kernel_drops: u64,
+    /// Resident memory of the whole process (generator and system under
+    /// test together) at the end of the window, bytes.
+    pub process_rss_bytes: u64,
     /// The busiest generator thread's share of a core.
     pub generator_busiest_thread: f64,
     /// What most likely limited the step: "machine" (all cores busy: the
