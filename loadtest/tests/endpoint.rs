@@ -955,6 +955,50 @@ fn voice_in_trunk_frames_of_both_layouts_is_received() {
     assert_eq!(s.b.stats().unknown_call_media, 1);
 }
 
+/// A trunk frame reaches every shard of a sharded PBX: each takes its own
+/// entries, leaves those of calls another shard owns alone, and counts
+/// only entries no shard owns as media for an unknown call.
+#[test]
+fn a_shard_skips_trunk_entries_another_shard_owns() {
+    use iax2_loadtest::endpoint::media;
+    use iax2_loadtest::{CallOwners, Shard};
+    use std::sync::Arc;
+    use trunk_core::wire::{FrameRepr, MetaTrunkFrameRepr, Timestamp16, TrunkEntryRepr};
+
+    let owners = Arc::new(CallOwners::default());
+    let mut c = cfg(B, 35);
+    c.shard = Some(Shard::new(0, 2, owners.clone()));
+    let mut s = Scripted::new(c);
+    // Peer call 700 belongs to shard 1; 701 to nobody.
+    owners.claim(700, 1);
+    let now = s.net.now();
+    let entry = |call: u16, ts: Option<u16>| TrunkEntryRepr {
+        call_number: cn(call),
+        flag: false,
+        timestamp: ts.map(Timestamp16),
+        payload: media::payload(160, 0, now),
+    };
+    for (command_data, ts) in [(1u8, Some(120u16)), (0, None)] {
+        let frame = FrameRepr::MetaTrunk(MetaTrunkFrameRepr {
+            command_data,
+            trunk_timestamp: 5000,
+            entries: vec![entry(700, ts), entry(701, ts)],
+        });
+        s.exchange(&frame.to_vec().unwrap());
+    }
+    // Both layouts: one unknown entry each, the other shard's skipped.
+    assert_eq!(s.b.stats().unknown_call_media, 2);
+    // A mini frame is never broadcast: one for another shard's call that
+    // still reaches this one is counted.
+    let mini = trunk_core::wire::MiniFrameRepr {
+        source_call_number: cn(700),
+        timestamp: Timestamp16(140),
+        payload: media::payload(160, 1, now),
+    };
+    s.exchange(&FrameRepr::Mini(mini).to_vec().unwrap());
+    assert_eq!(s.b.stats().unknown_call_media, 3);
+}
+
 #[test]
 fn mutated_frames_of_a_live_call_never_panic() {
     use trunk_core::transmit::VecTransmit;

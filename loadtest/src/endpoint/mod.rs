@@ -715,6 +715,8 @@ pub struct Endpoint {
     /// When the datagram being handled reached our socket, if earlier than
     /// `now` ([`Endpoint::handle_datagram_at`]).
     arrival: Option<Instant>,
+    /// The media being handled is a trunk entry (which every shard sees).
+    in_trunk: bool,
 }
 
 impl Endpoint {
@@ -753,6 +755,7 @@ impl Endpoint {
             regs: Registrations::default(),
             measure: Measurements::new(),
             arrival: None,
+            in_trunk: false,
         }
     }
 
@@ -1407,6 +1410,7 @@ impl Endpoint {
             }
         }
         let anchor = self.trunk_anchor.get(&from).copied();
+        self.in_trunk = true;
         for entry in t.entries() {
             let Ok(e) = entry else {
                 self.stats.malformed += 1;
@@ -1415,6 +1419,7 @@ impl Endpoint {
             let trunk = anchor.map(|a| (a, trunk_ts));
             self.on_media(now, from, e.call_number, e.timestamp, trunk, e.payload, out);
         }
+        self.in_trunk = false;
     }
 
     /// A mini frame or trunk entry: `ts16` for minis and timestamped
@@ -1433,8 +1438,9 @@ impl Endpoint {
     ) {
         let Some(&local) = self.by_peer.get(&(from, source.get())) else {
             match &self.cfg.shard {
-                // A trunk frame goes to every shard; each takes its own entries.
-                Some(s) if trunk.is_some() || ts16.is_none() => {
+                // A trunk frame goes to every shard; each takes its own
+                // entries and leaves the other shards' alone.
+                Some(s) if self.in_trunk => {
                     if s.owners.owner(source.get()).is_none_or(|o| o == s.index) {
                         self.stats.unknown_call_media += 1;
                     }
