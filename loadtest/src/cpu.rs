@@ -138,33 +138,32 @@ impl CpuSnapshot {
 /// ended in between is missing from `after`, so its last stretch is lost:
 /// take snapshots while the threads of interest still run.
 pub fn prefix_seconds(before: &[ThreadCpu], after: &[ThreadCpu], prefix: &str) -> f64 {
-    after
-        .iter()
-        .filter(|t| t.name.starts_with(prefix))
-        .map(|t| {
-            let prev = before
-                .iter()
-                .find(|b| b.tid == t.tid && b.name == t.name)
-                .map_or(0.0, |b| b.seconds);
-            (t.seconds - prev).max(0.0)
-        })
-        .sum()
+    thread_deltas(before, after, prefix).sum()
 }
 
 /// The most CPU seconds one thread whose name starts with `prefix` used
 /// between two readings: a thread near the wall time is a bottleneck.
 pub fn busiest_thread_seconds(before: &[ThreadCpu], after: &[ThreadCpu], prefix: &str) -> f64 {
+    thread_deltas(before, after, prefix).fold(0.0, f64::max)
+}
+
+/// CPU seconds each thread named `prefix...` used between two readings
+/// (see [`prefix_seconds`] for how threads are matched).
+fn thread_deltas<'a>(
+    before: &'a [ThreadCpu],
+    after: &'a [ThreadCpu],
+    prefix: &'a str,
+) -> impl Iterator<Item = f64> + 'a {
     after
         .iter()
-        .filter(|t| t.name.starts_with(prefix))
-        .map(|t| {
+        .filter(move |t| t.name.starts_with(prefix))
+        .map(move |t| {
             let prev = before
                 .iter()
                 .find(|b| b.tid == t.tid && b.name == t.name)
                 .map_or(0.0, |b| b.seconds);
             (t.seconds - prev).max(0.0)
         })
-        .fold(0.0, f64::max)
 }
 
 /// User plus system CPU seconds of this process (all its threads, the

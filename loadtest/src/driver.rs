@@ -178,6 +178,11 @@ struct Link {
     /// Batches being filled, by target shard.
     open: Vec<Option<Handoff>>,
     counters: Arc<HandoffCounters>,
+    /// Datagrams forwarded and trunk frames copied since the counters were
+    /// last published: every shard shares them, so they are not touched
+    /// per datagram.
+    forwarded: u64,
+    broadcast: u64,
 }
 
 /// Handoff counters of a shard group.
@@ -256,9 +261,19 @@ impl Link {
         }
     }
 
+    /// Sends every open batch and publishes the counters.
     fn send_all(&mut self) {
         for to in 0..self.open.len() {
             self.send(to, false);
+        }
+        let c = &self.counters;
+        for (n, counter) in [
+            (std::mem::take(&mut self.forwarded), &c.forwarded),
+            (std::mem::take(&mut self.broadcast), &c.broadcast),
+        ] {
+            if n > 0 {
+                counter.fetch_add(n, Ordering::Relaxed);
+            }
         }
     }
 
@@ -267,12 +282,12 @@ impl Link {
         match route(data, &self.shard) {
             Route::Here => true,
             Route::To(to) => {
-                self.counters.forwarded.fetch_add(1, Ordering::Relaxed);
+                self.forwarded += 1;
                 self.push(to, from, now, data);
                 false
             }
             Route::Everyone => {
-                self.counters.broadcast.fetch_add(1, Ordering::Relaxed);
+                self.broadcast += 1;
                 let here = self.index();
                 for to in (0..self.open.len()).filter(|&i| i != here) {
                     self.push(to, from, now, data);
@@ -511,6 +526,8 @@ pub fn spawn_group(
             returns: returns.clone(),
             open: (0..count).map(|_| None).collect(),
             counters: counters.clone(),
+            forwarded: 0,
+            broadcast: 0,
         });
         let (tx, rx) = mpsc::channel();
         let thread = std::thread::Builder::new()

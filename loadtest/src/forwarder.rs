@@ -639,6 +639,16 @@ mod tests {
         }
     }
 
+    /// A pair on loopback between the PBX sockets `a` and `b`.
+    fn start(a: &UdpSocket, b: &UdpSocket) -> ForwarderPair {
+        ForwarderPair::start(ForwarderConfig {
+            bind_ip: [127, 0, 0, 1].into(),
+            pbx_a: a.local_addr().unwrap(),
+            pbx_b: b.local_addr().unwrap(),
+        })
+        .unwrap()
+    }
+
     /// The counters lag the datagrams by a syscall: wait until they settle.
     fn settled(pair: &ForwarderPair, ok: impl Fn(&ForwarderStats) -> bool) -> ForwarderStats {
         let deadline = Instant::now() + Duration::from_secs(5);
@@ -654,12 +664,7 @@ mod tests {
     #[test]
     fn forwards_both_ways_intact_in_order_and_counts() {
         let (a, b) = (pbx(), pbx());
-        let pair = ForwarderPair::start(ForwarderConfig {
-            bind_ip: [127, 0, 0, 1].into(),
-            pbx_a: a.local_addr().unwrap(),
-            pbx_b: b.local_addr().unwrap(),
-        })
-        .unwrap();
+        let pair = start(&a, &b);
         let addrs = [
             pair.a_lan_addr(),
             pair.a_wan_addr(),
@@ -725,12 +730,7 @@ mod tests {
     #[test]
     fn dropping_the_pair_stops_it() {
         let (a, b) = (pbx(), pbx());
-        let pair = ForwarderPair::start(ForwarderConfig {
-            bind_ip: [127, 0, 0, 1].into(),
-            pbx_a: a.local_addr().unwrap(),
-            pbx_b: b.local_addr().unwrap(),
-        })
-        .unwrap();
+        let pair = start(&a, &b);
         let a_lan = pair.a_lan_addr();
         let stopping = Instant::now();
         drop(pair);

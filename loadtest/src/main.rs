@@ -193,6 +193,17 @@ fn interval(secs: f64) -> Option<Duration> {
         .flatten()
 }
 
+/// Prints a `demo` or `run` report and writes its JSON; whether every
+/// call was answered.
+fn finish_run(
+    r: &iax2_loadtest::load::report::RunReport,
+    json: Option<&PathBuf>,
+) -> Result<bool, String> {
+    print!("{}", r.table());
+    write_json(json, r)?;
+    Ok(r.calls.failed == 0)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -219,11 +230,7 @@ fn main() -> ExitCode {
             dtmf_interval: interval(dtmf_every),
         })
         .map_err(|e| format!("demo: {e}"))
-        .and_then(|r| {
-            print!("{}", r.table());
-            write_json(json.as_ref(), &r)?;
-            Ok(r.calls.failed == 0)
-        }),
+        .and_then(|r| finish_run(&r, json.as_ref())),
         Command::Run {
             target,
             calls,
@@ -255,11 +262,7 @@ fn main() -> ExitCode {
             dtmf_interval: interval(dtmf_every),
         })
         .map_err(|e| format!("run: {e}"))
-        .and_then(|r| {
-            print!("{}", r.table());
-            write_json(json.as_ref(), &r)?;
-            Ok(r.calls.failed == 0)
-        }),
+        .and_then(|r| finish_run(&r, json.as_ref())),
         Command::Answer {
             listen,
             echo,

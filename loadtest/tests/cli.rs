@@ -133,44 +133,57 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// `loadtest answer` on a free loopback port with `args`, given time to
+/// bind; its address.
+fn answerer(args: &[&str]) -> (std::process::Child, String) {
+    let listen = format!("127.0.0.1:{}", free_port());
+    let child = bin()
+        .args(["answer", "--listen", &listen])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    (child, listen)
+}
+
+/// `loadtest run --target target` with `args`, its JSON report to `json`.
+fn run_against(target: &str, args: &[&str], json: &TempPath) -> std::process::Output {
+    bin()
+        .args([
+            "run",
+            "--target",
+            target,
+            "--quiet",
+            "--bind",
+            "127.0.0.1:0",
+        ])
+        .args(args)
+        .arg("--json")
+        .arg(&json.0)
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn run_against_an_echoing_answerer_measures_the_round_trip() {
     let _serial = one_at_a_time();
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let mut answer = bin()
-        .args([
-            "answer",
-            "--listen",
-            &listen,
-            "--echo",
-            "--secret",
-            "pw",
-            "--calltoken",
-        ])
-        .args(["--duration", "20"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Let it bind.
-    std::thread::sleep(Duration::from_millis(500));
+    let (mut answer, listen) = answerer(&[
+        "--echo",
+        "--secret",
+        "pw",
+        "--calltoken",
+        "--duration",
+        "20",
+    ]);
     let json = TempPath::new("run.json");
-    let out = bin()
-        .args(["run", "--target", &listen, "--calls", "10", "--rate", "50"])
-        .args([
-            "--duration",
-            "3",
-            "--secret",
-            "pw",
-            "--number",
-            "600",
-            "--quiet",
-        ])
-        .args(["--bind", "127.0.0.1:0", "--json"])
-        .arg(&json.0)
-        .output()
-        .unwrap();
+    let args = ["--calls", "10", "--rate", "50", "--duration", "3"];
+    let out = run_against(
+        &listen,
+        &[&args[..], &["--secret", "pw", "--number", "600"]].concat(),
+        &json,
+    );
     let _ = answer.kill();
     let _ = answer.wait();
     assert!(out.status.success(), "{out:?}");
@@ -192,39 +205,19 @@ fn run_against_an_echoing_answerer_measures_the_round_trip() {
 #[test]
 fn wrong_secret_fails_every_call_and_exits_nonzero() {
     let _serial = one_at_a_time();
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let mut answer = bin()
-        .args([
-            "answer",
-            "--listen",
-            &listen,
-            "--secret",
-            "right",
-            "--duration",
-            "20",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    let (mut answer, listen) = answerer(&["--secret", "right", "--duration", "20"]);
     let json = TempPath::new("fail.json");
-    let out = bin()
-        .args(["run", "--target", &listen, "--calls", "3", "--rate", "10"])
-        .args([
-            "--duration",
-            "2",
-            "--secret",
-            "wrong",
-            "--quiet",
-            "--bind",
-            "127.0.0.1:0",
-        ])
-        .arg("--json")
-        .arg(&json.0)
-        .output()
-        .unwrap();
+    let args = [
+        "--calls",
+        "3",
+        "--rate",
+        "10",
+        "--duration",
+        "2",
+        "--secret",
+        "wrong",
+    ];
+    let out = run_against(&listen, &args, &json);
     let _ = answer.kill();
     let _ = answer.wait();
     assert_eq!(out.status.code(), Some(2), "{out:?}");
@@ -322,16 +315,14 @@ fn answer_is_a_registrar_for_its_users() {
     use iax2_loadtest::endpoint::RegistrationState;
     use iax2_loadtest::{Endpoint, EndpointConfig};
     let _serial = one_at_a_time();
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let answer = bin()
-        .args(["answer", "--listen", &listen, "--duration", "3"])
-        .args(["--user", "alice:pw1", "--user", "bob:pw:2"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    let (answer, listen) = answerer(&[
+        "--duration",
+        "3",
+        "--user",
+        "alice:pw1",
+        "--user",
+        "bob:pw:2",
+    ]);
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
     let me = socket.local_addr().unwrap();
     let registrant = spawn_udp(

@@ -88,6 +88,16 @@ impl Codec {
         }
     }
 
+    /// Its name on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Ulaw => "ulaw",
+            Self::Alaw => "alaw",
+            Self::Gsm => "gsm",
+            Self::G729 => "g729",
+        }
+    }
+
     /// The codec of a single format bit.
     pub fn from_format(format: MediaFormat) -> Option<Self> {
         Self::ALL.into_iter().find(|c| c.format() == format)
@@ -678,6 +688,20 @@ fn cause_ies(text: &str, code: u8) -> IeList {
     ies
 }
 
+/// How a media payload came, and what dates it.
+#[derive(Debug, Clone, Copy)]
+enum MediaVia {
+    /// A mini frame, with its 16-bit timestamp.
+    Mini(Timestamp16),
+    /// A trunk entry (a trunk frame reaches every shard of a PBX): its own
+    /// 16-bit timestamp, or else the sender's trunk clock (our instant at
+    /// its trunk timestamp 0, and the frame's trunk timestamp).
+    TrunkEntry {
+        ts16: Option<Timestamp16>,
+        clock: Option<(Instant, u32)>,
+    },
+}
+
 /// One emulated PBX. See the module documentation.
 #[derive(Debug)]
 pub struct Endpoint {
@@ -715,8 +739,6 @@ pub struct Endpoint {
     /// When the datagram being handled reached our socket, if earlier than
     /// `now` ([`Endpoint::handle_datagram_at`]).
     arrival: Option<Instant>,
-    /// The media being handled is a trunk entry (which every shard sees).
-    in_trunk: bool,
 }
 
 impl Endpoint {
@@ -755,7 +777,6 @@ impl Endpoint {
             regs: Registrations::default(),
             measure: Measurements::new(),
             arrival: None,
-            in_trunk: false,
         }
     }
 
@@ -1381,8 +1402,7 @@ impl Endpoint {
                 now,
                 from,
                 m.source_call_number(),
-                Some(m.timestamp()),
-                None,
+                MediaVia::Mini(m.timestamp()),
                 m.payload(),
                 out,
             ),
@@ -1410,29 +1430,26 @@ impl Endpoint {
             }
         }
         let anchor = self.trunk_anchor.get(&from).copied();
-        self.in_trunk = true;
         for entry in t.entries() {
             let Ok(e) = entry else {
                 self.stats.malformed += 1;
                 break;
             };
-            let trunk = anchor.map(|a| (a, trunk_ts));
-            self.on_media(now, from, e.call_number, e.timestamp, trunk, e.payload, out);
+            let via = MediaVia::TrunkEntry {
+                ts16: e.timestamp,
+                clock: anchor.map(|a| (a, trunk_ts)),
+            };
+            self.on_media(now, from, e.call_number, via, e.payload, out);
         }
-        self.in_trunk = false;
     }
 
-    /// A mini frame or trunk entry: `ts16` for minis and timestamped
-    /// entries, `trunk` (sender's trunk clock anchor, trunk timestamp) for
-    /// entries without timestamps.
-    #[allow(clippy::too_many_arguments)]
+    /// A mini frame or trunk entry.
     fn on_media(
         &mut self,
         now: Instant,
         from: SocketAddr,
         source: CallNumber,
-        ts16: Option<Timestamp16>,
-        trunk: Option<(Instant, u32)>,
+        via: MediaVia,
         payload: &[u8],
         out: &mut dyn Transmit,
     ) {
@@ -1440,7 +1457,7 @@ impl Endpoint {
             match &self.cfg.shard {
                 // A trunk frame goes to every shard; each takes its own
                 // entries and leaves the other shards' alone.
-                Some(s) if self.in_trunk => {
+                Some(s) if matches!(via, MediaVia::TrunkEntry { .. }) => {
                     if s.owners.owner(source.get()).is_none_or(|o| o == s.index) {
                         self.stats.unknown_call_media += 1;
                     }
@@ -1460,6 +1477,10 @@ impl Endpoint {
             call.send_vnak(now, out);
             self.stats.vnaks_sent += 1;
         } else {
+            let (ts16, trunk) = match via {
+                MediaVia::Mini(t) => (Some(t), None),
+                MediaVia::TrunkEntry { ts16, clock } => (ts16, clock),
+            };
             let ts = match (ts16, trunk, call.rx_core) {
                 (Some(t), _, _) => t.unwrap_asterisk(call.rx_last_ts),
                 (None, Some((anchor, trunk_ts)), Some(core)) => {

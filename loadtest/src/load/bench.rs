@@ -24,7 +24,7 @@ use crate::cpu::CpuSnapshot;
 use crate::driver::DriverGroup;
 use crate::endpoint::Codec;
 use crate::forwarder::{ForwarderConfig, ForwarderPair};
-use crate::load::demo::{codec_name, pbx, SITE_A, SITE_B};
+use crate::load::demo::{pbx, SITE_A, SITE_B};
 use crate::load::report::{round3, BenchReport, Criteria, Machine, Quantiles, Ramp, Step};
 use crate::load::run::wait_until;
 use crate::plot::{PlotData, Point, Series};
@@ -145,59 +145,18 @@ fn free_port() -> io::Result<SocketAddr> {
     UdpSocket::bind("127.0.0.1:0")?.local_addr()
 }
 
-/// The example configuration with new addresses and room for `calls`.
-fn site(
-    example: &str,
-    origin: &str,
-    swaps: &[(&str, SocketAddr)],
-    calls: usize,
-) -> io::Result<GatewayHandle> {
-    let mut yaml = example.to_owned();
-    for (old, new) in swaps {
-        if !yaml.contains(old) {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("the example configuration has no `{old}`"),
-            ));
-        }
-        yaml = yaml.replace(old, &new.to_string());
-    }
-    let yaml = yaml.replace("maxcalls: 2000", &format!("maxcalls: {}", calls.max(2000)));
-    let config = iax2_config::from_yaml_str(&yaml, origin)
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
-    iax2_gateway::start(&config)
-}
-
 /// The gateway pair between `pbx_a` and `pbx_b`, talking to each other
-/// directly.
+/// directly, with room for `calls`.
 fn gateways(pbx_a: SocketAddr, pbx_b: SocketAddr, calls: usize) -> io::Result<System> {
     let (gw_a, gw_b) = (free_port()?, free_port()?);
-    let a = site(
-        SITE_A,
-        "site-a.yaml",
-        &[
-            ("127.0.0.1:14569", gw_a),
-            ("127.0.0.1:14570", pbx_a),
-            ("127.0.0.1:24569", gw_b),
-        ],
-        calls,
-    )?;
-    let b = site(
-        SITE_B,
-        "site-b.yaml",
-        &[
-            ("127.0.0.1:24569", gw_b),
-            ("127.0.0.1:24570", pbx_b),
-            ("127.0.0.1:14569", gw_a),
-        ],
-        calls,
-    )?;
+    let a = SITE_A.start(gw_a, pbx_a, gw_b, Some(calls))?;
+    let b = SITE_B.start(gw_b, pbx_b, gw_a, Some(calls))?;
     Ok(System::Gateways(a, b))
 }
 
 /// The trunk tick of the example configuration, ms.
 fn trunkfreq_ms() -> u32 {
-    iax2_config::from_yaml_str(SITE_A, "site-a.yaml")
+    iax2_config::from_yaml_str(SITE_A.yaml, SITE_A.file)
         .ok()
         .and_then(|c| {
             c.peers
@@ -289,6 +248,33 @@ fn ramp(opts: &BenchOptions, baseline: bool, limit_ms: f64) -> io::Result<Ramp> 
     Ok(result)
 }
 
+/// The counters a step's window starts and ends with.
+struct Reading {
+    a: crate::EndpointStats,
+    b: crate::EndpointStats,
+    /// Datagrams the system under test received.
+    datagrams_in: u64,
+    /// Datagrams the kernel dropped at the PBXs' sockets.
+    generator_drops: u64,
+    /// Datagrams the kernel dropped at the system under test's sockets.
+    system_drops: u64,
+    cpu: CpuSnapshot,
+}
+
+impl Reading {
+    fn take(pbx_a: &DriverGroup, pbx_b: &DriverGroup, system: &System) -> Self {
+        let drops = |g: &DriverGroup| kernel_udp_drops(g.local_addr()).unwrap_or(0);
+        Self {
+            a: pbx_a.stats(),
+            b: pbx_b.stats(),
+            datagrams_in: system.datagrams_in(),
+            generator_drops: drops(pbx_a) + drops(pbx_b),
+            system_drops: system.kernel_drops(),
+            cpu: CpuSnapshot::take(),
+        }
+    }
+}
+
 /// Grows the calls from `from` to `to` and measures a window.
 fn one_step(
     opts: &BenchOptions,
@@ -315,54 +301,38 @@ fn one_step(
         pbx_a.stats().calls_answered >= to as u64 && pbx_b.stats().calls_answered >= to as u64
     });
     std::thread::sleep(opts.settle);
-    let drops = || {
-        kernel_udp_drops(pbx_a.local_addr()).unwrap_or(0)
-            + kernel_udp_drops(pbx_b.local_addr()).unwrap_or(0)
-    };
     // The window.
     let _ = pbx_a.measurements(true);
     let _ = pbx_b.measurements(true);
-    let (a0, b0, d0, k0, s0, cpu0) = (
-        pbx_a.stats(),
-        pbx_b.stats(),
-        system.datagrams_in(),
-        drops(),
-        system.kernel_drops(),
-        CpuSnapshot::take(),
-    );
+    let r0 = Reading::take(pbx_a, pbx_b, system);
     std::thread::sleep(opts.window);
     let mut m = pbx_a.measurements(true);
     m.add(&pbx_b.measurements(true));
-    let (a1, b1, d1, k1, s1, cpu1) = (
-        pbx_a.stats(),
-        pbx_b.stats(),
-        system.datagrams_in(),
-        drops(),
-        system.kernel_drops(),
-        CpuSnapshot::take(),
-    );
-    let secs = cpu1.wall_seconds_since(&cpu0).max(1e-3);
+    let r1 = Reading::take(pbx_a, pbx_b, system);
+    let (cpu0, cpu1) = (&r0.cpu, &r1.cpu);
+    let secs = cpu1.wall_seconds_since(cpu0).max(1e-3);
     let unique = |s: &crate::EndpointStats| s.voice_received - s.voice_duplicates;
-    let got = (unique(&a1) + unique(&b1)).saturating_sub(unique(&a0) + unique(&b0));
-    let lost = (a1.voice_lost + b1.voice_lost).saturating_sub(a0.voice_lost + b0.voice_lost);
+    let got = (unique(&r1.a) + unique(&r1.b)).saturating_sub(unique(&r0.a) + unique(&r0.b));
+    let lost =
+        (r1.a.voice_lost + r1.b.voice_lost).saturating_sub(r0.a.voice_lost + r0.b.voice_lost);
     let loss_ratio = if got + lost == 0 {
         1.0
     } else {
         lost as f64 / (got + lost) as f64
     };
-    let sut = cpu1.prefix_seconds_since(&cpu0, system.thread_prefix());
-    let generator = cpu1.prefix_seconds_since(&cpu0, crate::cpu::ENDPOINT_PREFIX);
-    let datagrams = d1.saturating_sub(d0);
+    let sut = cpu1.prefix_seconds_since(cpu0, system.thread_prefix());
+    let generator = cpu1.prefix_seconds_since(cpu0, crate::cpu::ENDPOINT_PREFIX);
+    let datagrams = r1.datagrams_in.saturating_sub(r0.datagrams_in);
     let per = |n: u64| if n == 0 { 0.0 } else { sut / n as f64 };
     let latency = Quantiles::of(&m.latency_us);
-    let calls_up = a1.calls_answered.min(a1.active_calls as u64);
+    let calls_up = r1.a.calls_answered.min(r1.a.active_calls as u64);
     let busiest = crate::cpu::busiest_thread_seconds(
         &cpu0.threads,
         &cpu1.threads,
         crate::cpu::ENDPOINT_PREFIX,
     ) / secs;
-    let machine_busy = cpu1.machine_busy_since(&cpu0).unwrap_or(0.0);
-    let generator_drops = k1.saturating_sub(k0);
+    let machine_busy = cpu1.machine_busy_since(cpu0).unwrap_or(0.0);
+    let generator_drops = r1.generator_drops.saturating_sub(r0.generator_drops);
     // A saturated box drops wherever a queue overflows first, so its
     // drops say nothing about the culprit.
     let limited_by = if machine_busy > 0.95 {
@@ -387,7 +357,7 @@ fn one_step(
         generator_kernel_drops: generator_drops,
         generator_busiest_thread: round3(busiest),
         limited_by: limited_by.to_owned(),
-        sut_kernel_drops: s1.saturating_sub(s0),
+        sut_kernel_drops: r1.system_drops.saturating_sub(r0.system_drops),
         process_rss_bytes: cpu1.rss_bytes.unwrap_or(0),
         pass: all_up
             && calls_up >= to as u64
@@ -433,7 +403,7 @@ pub fn bench(opts: &BenchOptions) -> io::Result<BenchReport> {
             max_p99_ms: limit_ms,
             trunkfreq_ms: trunkfreq,
             window_s: opts.window.as_secs_f64(),
-            codec: codec_name(opts.codec).to_owned(),
+            codec: opts.codec.name().to_owned(),
             ptime_ms: opts.ptime_ms,
         },
         machine,

@@ -26,14 +26,69 @@ use iax2_gateway::GatewayHandle;
 use crate::cpu::CpuSnapshot;
 use crate::driver::{spawn_group, DriverConfig, DriverGroup};
 use crate::endpoint::{Codec, Endpoint, EndpointConfig};
-use crate::load::report::{CallCounts, Cpu, Drops, Dtmf, Media, Quantiles, RunReport, Setup, Wan};
-use crate::load::run::{self, Outcome, Plan};
+use crate::load::report::{Cpu, Drops, RunReport, Wan};
+use crate::load::run::{self, Plan};
 use crate::tap::{kernel_udp_drops, CaptureLimits, Leg, Tap, TapConfig};
 
-/// The example configuration of site A.
-pub const SITE_A: &str = include_str!("../../../config/examples/site-a.yaml");
-/// The example configuration of site B.
-pub const SITE_B: &str = include_str!("../../../config/examples/site-b.yaml");
+/// One of the example configurations (`config/examples/`) and the
+/// addresses it names, which a run on free ports replaces.
+#[derive(Debug, Clone, Copy)]
+pub struct ExampleSite {
+    /// The file's text.
+    pub yaml: &'static str,
+    /// The file's name, for error messages.
+    pub file: &'static str,
+    /// Its `listen` address.
+    pub listen: &'static str,
+    /// Its PBX's `host`.
+    pub pbx: &'static str,
+    /// Its far gateway's `host`.
+    pub far: &'static str,
+}
+
+/// Site A of the example pair.
+pub const SITE_A: ExampleSite = ExampleSite {
+    yaml: include_str!("../../../config/examples/site-a.yaml"),
+    file: "site-a.yaml",
+    listen: "127.0.0.1:14569",
+    pbx: "127.0.0.1:14570",
+    far: "127.0.0.1:24569",
+};
+
+/// Site B of the example pair.
+pub const SITE_B: ExampleSite = ExampleSite {
+    yaml: include_str!("../../../config/examples/site-b.yaml"),
+    file: "site-b.yaml",
+    listen: "127.0.0.1:24569",
+    pbx: "127.0.0.1:24570",
+    far: "127.0.0.1:14569",
+};
+
+/// The `maxcalls` the example PBXs have.
+const EXAMPLE_MAXCALLS: usize = 2000;
+
+impl ExampleSite {
+    /// Starts this site's gateway listening on `listen`, with its PBX at
+    /// `pbx` and its far gateway at `far`; with `maxcalls`, its PBX may
+    /// have that many calls if it is more than the example's.
+    pub fn start(
+        &self,
+        listen: SocketAddr,
+        pbx: SocketAddr,
+        far: SocketAddr,
+        maxcalls: Option<usize>,
+    ) -> io::Result<GatewayHandle> {
+        let yaml = rewrite(self.yaml, "listen", self.listen, listen)?;
+        let yaml = rewrite(&yaml, "host", self.pbx, pbx)?;
+        let mut yaml = rewrite(&yaml, "host", self.far, far)?;
+        if let Some(n) = maxcalls.filter(|&n| n > EXAMPLE_MAXCALLS) {
+            yaml = rewrite(&yaml, "maxcalls", &EXAMPLE_MAXCALLS.to_string(), n)?;
+        }
+        let config = iax2_config::from_yaml_str(&yaml, self.file)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+        iax2_gateway::start(&config)
+    }
+}
 
 /// The MD5 secret PBX B demands and PBX A knows.
 const SECRET: &str = "demo-secret";
@@ -79,8 +134,8 @@ impl Default for DemoOptions {
     }
 }
 
-/// Rewrites the `key: value` line of the example whose value is `old`.
-fn readdress(yaml: &str, key: &str, old: &str, new: SocketAddr) -> io::Result<String> {
+/// Rewrites the `key: value` line of an example whose value is `old`.
+fn rewrite(yaml: &str, key: &str, old: &str, new: impl std::fmt::Display) -> io::Result<String> {
     let from = format!("{key}: {old}");
     if !yaml.contains(&from) {
         return Err(io::Error::new(
@@ -89,26 +144,6 @@ fn readdress(yaml: &str, key: &str, old: &str, new: SocketAddr) -> io::Result<St
         ));
     }
     Ok(yaml.replacen(&from, &format!("{key}: {new}"), 1))
-}
-
-/// Starts the gateway of one site from its example, with its PBX at `pbx`
-/// and its far gateway at `far`.
-fn gateway(
-    example: &str,
-    origin: &str,
-    own: &str,
-    pbx_old: &str,
-    pbx: SocketAddr,
-    far_old: &str,
-    far: SocketAddr,
-) -> io::Result<GatewayHandle> {
-    let any: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 0));
-    let yaml = readdress(example, "listen", own, any)?;
-    let yaml = readdress(&yaml, "host", pbx_old, pbx)?;
-    let yaml = readdress(&yaml, "host", far_old, far)?;
-    let config = iax2_config::from_yaml_str(&yaml, origin)
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
-    iax2_gateway::start(&config)
 }
 
 /// An emulated PBX with `threads` threads on a free loopback port.
@@ -139,56 +174,6 @@ pub fn pbx(
         cfg.shard = Some(shard);
         Endpoint::new(cfg)
     })
-}
-
-/// The report's media, calls and setup sections from an outcome.
-pub fn summarize(mode: &str, codec: Codec, ptime_ms: u32, o: &Outcome) -> RunReport {
-    let callee = o.callee.clone().unwrap_or_default();
-    let a = &o.caller;
-    RunReport {
-        mode: mode.to_owned(),
-        codec: codec_name(codec).to_owned(),
-        ptime_ms,
-        duration_s: o.elapsed.as_secs_f64(),
-        calls: CallCounts {
-            attempted: a.calls_originated,
-            answered: a.calls_answered,
-            failed: a.calls_originated.saturating_sub(a.calls_answered),
-        },
-        media: Media {
-            sent: o.voice_sent(),
-            received: o.voice_received(),
-            lost: o.voice_lost(),
-            loss_ratio: o.loss_ratio(),
-            duplicates: a.voice_duplicates + callee.voice_duplicates,
-            reordered: a.voice_reordered + callee.voice_reordered,
-            corrupt: a.voice_corrupt + callee.voice_corrupt,
-            latency_ms: Quantiles::of(&o.measure.latency_us),
-            jitter_ms: Quantiles::of(&o.measure.jitter_us),
-        },
-        dtmf: Dtmf {
-            sent: a.dtmf_sent + callee.dtmf_sent,
-            received: a.dtmf_received + callee.dtmf_received,
-        },
-        setup_ms: {
-            let q = Quantiles::of(&o.measure.setup_us);
-            Setup {
-                p50: q.p50,
-                p99: q.p99,
-            }
-        },
-        ..RunReport::default()
-    }
-}
-
-/// The codec's name on the command line.
-pub fn codec_name(c: Codec) -> &'static str {
-    match c {
-        Codec::Ulaw => "ulaw",
-        Codec::Alaw => "alaw",
-        Codec::Gsm => "gsm",
-        Codec::G729 => "g729",
-    }
 }
 
 /// Runs the demo; prints the topology to stderr.
@@ -222,24 +207,9 @@ pub fn demo(opts: &DemoOptions) -> io::Result<RunReport> {
         ..TapConfig::default()
     })?;
     let (a_addr, b_addr) = (pbx_a.local_addr(), pbx_b.local_addr());
-    let gw_a = gateway(
-        SITE_A,
-        "site-a.yaml",
-        "127.0.0.1:14569",
-        "127.0.0.1:14570",
-        a_addr,
-        "127.0.0.1:24569",
-        tap.side_a_addr(),
-    )?;
-    let gw_b = gateway(
-        SITE_B,
-        "site-b.yaml",
-        "127.0.0.1:24569",
-        "127.0.0.1:24570",
-        b_addr,
-        "127.0.0.1:14569",
-        tap.side_b_addr(),
-    )?;
+    let any = SocketAddr::from(([127, 0, 0, 1], 0));
+    let gw_a = SITE_A.start(any, a_addr, tap.side_a_addr(), None)?;
+    let gw_b = SITE_B.start(any, b_addr, tap.side_b_addr(), None)?;
     let tap = tap.start(gw_a.local_addr(), gw_b.local_addr())?;
     let t = tap.addresses();
     eprintln!(
@@ -254,7 +224,7 @@ pub fn demo(opts: &DemoOptions) -> io::Result<RunReport> {
         "{} calls, {} ms {}, {:.0} calls/s, {:.0} s; CALLTOKEN and MD5 end to end",
         opts.calls,
         opts.ptime_ms,
-        codec_name(opts.codec),
+        opts.codec.name(),
         opts.rate,
         opts.duration.as_secs_f64()
     );
@@ -271,7 +241,7 @@ pub fn demo(opts: &DemoOptions) -> io::Result<RunReport> {
     };
     let outcome = run::run(&mut pbx_a, Some(&pbx_b), &plan);
     let cpu1 = CpuSnapshot::take();
-    let mut report = summarize("demo", opts.codec, opts.ptime_ms, &outcome);
+    let mut report = outcome.report("demo", opts.codec, opts.ptime_ms);
     let wan = tap.stats();
     let (ab, ba) = (&wan.a_to_b, &wan.b_to_a);
     report.wan = Wan {

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant as WallInstant};
 
 use crate::driver::DriverGroup;
 use crate::endpoint::measure::quantile_ms;
-use crate::endpoint::{EndpointStats, Measurements};
+use crate::endpoint::{Codec, EndpointStats, Measurements};
+use crate::load::report::{CallCounts, Dtmf, Media, Quantiles, RunReport, Setup};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -69,6 +70,45 @@ impl Outcome {
         match &self.callee {
             Some(_) => self.voice_sent().saturating_sub(self.voice_unique()),
             None => self.caller.voice_lost,
+        }
+    }
+
+    /// The report's calls, media, DTMF and setup sections (the rest is
+    /// for the caller to fill in).
+    pub fn report(&self, mode: &str, codec: Codec, ptime_ms: u32) -> RunReport {
+        let callee = self.callee.clone().unwrap_or_default();
+        let a = &self.caller;
+        let setup = Quantiles::of(&self.measure.setup_us);
+        RunReport {
+            mode: mode.to_owned(),
+            codec: codec.name().to_owned(),
+            ptime_ms,
+            duration_s: self.elapsed.as_secs_f64(),
+            calls: CallCounts {
+                attempted: a.calls_originated,
+                answered: a.calls_answered,
+                failed: a.calls_originated.saturating_sub(a.calls_answered),
+            },
+            media: Media {
+                sent: self.voice_sent(),
+                received: self.voice_received(),
+                lost: self.voice_lost(),
+                loss_ratio: self.loss_ratio(),
+                duplicates: a.voice_duplicates + callee.voice_duplicates,
+                reordered: a.voice_reordered + callee.voice_reordered,
+                corrupt: a.voice_corrupt + callee.voice_corrupt,
+                latency_ms: Quantiles::of(&self.measure.latency_us),
+                jitter_ms: Quantiles::of(&self.measure.jitter_us),
+            },
+            dtmf: Dtmf {
+                sent: a.dtmf_sent + callee.dtmf_sent,
+                received: a.dtmf_received + callee.dtmf_received,
+            },
+            setup_ms: Setup {
+                p50: setup.p50,
+                p99: setup.p99,
+            },
+            ..RunReport::default()
         }
     }
 
@@ -329,7 +369,7 @@ pub fn run_against(opts: &RunOptions) -> std::io::Result<crate::load::report::Ru
     };
     let outcome = run(&mut caller, None, &plan);
     let cpu1 = crate::cpu::CpuSnapshot::take();
-    let mut report = crate::load::demo::summarize("run", opts.codec, opts.ptime_ms, &outcome);
+    let mut report = outcome.report("run", opts.codec, opts.ptime_ms);
     report.cpu.generator_s = cpu1.prefix_seconds_since(&cpu0, crate::cpu::ENDPOINT_PREFIX);
     report.cpu.process_s = cpu1.process_seconds_since(&cpu0).unwrap_or(0.0);
     report.cpu.machine_busy = cpu1.machine_busy_since(&cpu0).unwrap_or(0.0);
