@@ -24,7 +24,7 @@ use crate::cpu::CpuSnapshot;
 use crate::driver::DriverGroup;
 use crate::endpoint::Codec;
 use crate::forwarder::{ForwarderConfig, ForwarderPair};
-use crate::load::demo::{pbx, SITE_A, SITE_B};
+use crate::load::demo::{pbx_pair, SITE_A, SITE_B};
 use crate::load::report::{round3, BenchReport, Criteria, Machine, Quantiles, Ramp, Step};
 use crate::load::run::wait_until;
 use crate::plot::{PlotData, Point, Series};
@@ -169,21 +169,11 @@ fn trunkfreq_ms() -> u32 {
 /// Runs one ramp.
 fn ramp(opts: &BenchOptions, baseline: bool, limit_ms: f64) -> io::Result<Ramp> {
     let origin = Instant::now();
-    let pbx_b = pbx(
-        20,
+    let (mut pbx_a, pbx_b) = pbx_pair(
+        [10, 20],
         opts.threads,
         opts.codec,
         opts.ptime_ms,
-        true,
-        None,
-        origin,
-    )?;
-    let mut pbx_a = pbx(
-        10,
-        opts.threads,
-        opts.codec,
-        opts.ptime_ms,
-        false,
         None,
         origin,
     )?;

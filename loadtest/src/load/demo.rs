@@ -147,7 +147,7 @@ fn rewrite(yaml: &str, key: &str, old: &str, new: impl std::fmt::Display) -> io:
 }
 
 /// An emulated PBX with `threads` threads on a free loopback port.
-pub fn pbx(
+fn pbx(
     seed: u64,
     threads: usize,
     codec: Codec,
@@ -176,24 +176,38 @@ pub fn pbx(
     })
 }
 
+/// The two emulated PBXs of a run, on free loopback ports with `threads`
+/// threads each and seeds `seeds`: A calls (sending a DTMF digit every
+/// `dtmf_interval`), B answers and demands a call token and MD5.
+pub fn pbx_pair(
+    seeds: [u64; 2],
+    threads: usize,
+    codec: Codec,
+    ptime_ms: u32,
+    dtmf_interval: Option<Duration>,
+    origin: std::time::Instant,
+) -> io::Result<(DriverGroup, DriverGroup)> {
+    let b = pbx(seeds[1], threads, codec, ptime_ms, true, None, origin)?;
+    let a = pbx(
+        seeds[0],
+        threads,
+        codec,
+        ptime_ms,
+        false,
+        dtmf_interval,
+        origin,
+    )?;
+    Ok((a, b))
+}
+
 /// Runs the demo; prints the topology to stderr.
 pub fn demo(opts: &DemoOptions) -> io::Result<RunReport> {
     let origin = std::time::Instant::now();
-    let pbx_b = pbx(
-        2,
+    let (mut pbx_a, pbx_b) = pbx_pair(
+        [1, 2],
         opts.threads,
         opts.codec,
         opts.ptime_ms,
-        true,
-        None,
-        origin,
-    )?;
-    let mut pbx_a = pbx(
-        1,
-        opts.threads,
-        opts.codec,
-        opts.ptime_ms,
-        false,
         opts.dtmf_interval,
         origin,
     )?;
