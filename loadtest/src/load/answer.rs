@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::driver::{spawn_group, DriverConfig};
-use crate::endpoint::{Codec, Endpoint, EndpointConfig};
+use crate::driver::{spawn_group, DriverConfig, DriverGroup};
+use crate::endpoint::{Codec, Endpoint, EndpointConfig, RegistryEntry};
 
 /// How the answerer runs.
 #[derive(Debug, Clone)]
@@ -43,9 +43,10 @@ pub fn parse_user(text: &str) -> Result<(String, String), String> {
     }
 }
 
-/// The registry of every shard, one line per user: the most recent entry.
-fn registry_line(group: &crate::driver::DriverGroup) -> String {
-    let mut entries: Vec<crate::endpoint::RegistryEntry> = group
+/// The registry of every shard: the most recent entry of each user, by
+/// username.
+pub fn registry(group: &DriverGroup) -> Vec<RegistryEntry> {
+    let mut entries: Vec<RegistryEntry> = group
         .each(|ep, _, _| ep.registrations().to_vec())
         .into_iter()
         .flatten()
@@ -57,24 +58,26 @@ fn registry_line(group: &crate::driver::DriverGroup) -> String {
     });
     entries.dedup_by(|a, b| a.username == b.username);
     entries
+}
+
+/// The registry on one line.
+fn registry_line(group: &DriverGroup) -> String {
+    registry(group)
         .iter()
         .map(|e| format!("{} at {} (refresh {} s)", e.username, e.addr, e.refresh))
         .collect::<Vec<_>>()
         .join(", ")
 }
 
-/// Runs the answerer; prints a status line every 5 s and totals at the end.
-pub fn answer(opts: &AnswerOptions) -> io::Result<()> {
-    let stop = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(signal, stop.clone())?;
-    }
+/// Starts the answerer's threads on `opts.listen` (what `answer` runs, and
+/// what tests use as a far PBX and registrar).
+pub fn start_answerer(opts: &AnswerOptions) -> io::Result<DriverGroup> {
     // Nobody reads the per-call events: keep none.
     let dc = DriverConfig {
         max_events: 0,
         ..DriverConfig::default()
     };
-    let group = spawn_group(opts.listen, opts.threads, dc, |shard| {
+    spawn_group(opts.listen, opts.threads, dc, |shard| {
         let mut cfg = EndpointConfig::new(opts.listen, 0xa115 ^ (u64::from(shard.index) << 32));
         cfg.secret.clone_from(&opts.secret);
         cfg.require_calltoken = opts.calltoken;
@@ -87,7 +90,16 @@ pub fn answer(opts: &AnswerOptions) -> io::Result<()> {
         }
         cfg.shard = Some(shard);
         Endpoint::new(cfg)
-    })?;
+    })
+}
+
+/// Runs the answerer; prints a status line every 5 s and totals at the end.
+pub fn answer(opts: &AnswerOptions) -> io::Result<()> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, stop.clone())?;
+    }
+    let group = start_answerer(opts)?;
     eprintln!(
         "answering on {} ({} threads{}{}{}{})",
         group.local_addr(),

@@ -1,0 +1,202 @@
+//! A gateway pair on loopback with PBXs around it.
+//!
+//! [`PairSpec`] names what stands at each site; [`Pair::start`] writes each
+//! gateway's YAML (so the config parser and validator are in the loop, as
+//! an operator's file would be), starts both gateways in this process, and
+//! keeps them until dropped.
+
+use std::fmt::Write as _;
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
+use iax2_gateway::runtime::{self, GatewayHandle};
+use iax2_loadtest::driver::DriverGroup;
+use iax2_loadtest::endpoint::{EndpointStats, RegistryEntry};
+use iax2_loadtest::load::answer::{self, AnswerOptions};
+
+/// A UDP port free on every local address at the time of the call: for
+/// peers (iaxmodem, the far gateway) whose address must be written into a
+/// configuration before they start.
+pub fn free_udp_port() -> u16 {
+    let socket = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).expect("bind an ephemeral UDP port");
+    socket.local_addr().expect("local address").port()
+}
+
+/// `127.0.0.1:port` on a free port.
+pub fn free_loopback_addr() -> SocketAddr {
+    SocketAddr::from((Ipv4Addr::LOCALHOST, free_udp_port()))
+}
+
+/// Polls `ready` every 20 ms until it is true; panics naming `what` when
+/// `limit` passes first. Waiting bounds a test, it measures nothing.
+pub fn wait_for(what: &str, limit: Duration, mut ready: impl FnMut() -> bool) {
+    let end = Instant::now() + limit;
+    while !ready() {
+        assert!(Instant::now() < end, "timed out after {limit:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A PBX-side peer of one gateway.
+#[derive(Debug, Clone)]
+pub struct Local {
+    /// Peer name in the gateway's configuration.
+    pub name: String,
+    /// Its IAX2 address.
+    pub addr: SocketAddr,
+    /// Calls from the far gateway whose called number starts with this go
+    /// to it (`None`: every call). Routes are written in the order the
+    /// locals are given, and the first route from the far gateway also
+    /// takes its POKEs and REGREQs.
+    pub prefix: Option<String>,
+}
+
+impl Local {
+    /// A local peer.
+    pub fn new(name: &str, addr: SocketAddr, prefix: Option<&str>) -> Self {
+        Self {
+            name: name.to_owned(),
+            addr,
+            prefix: prefix.map(str::to_owned),
+        }
+    }
+}
+
+/// One site of the pair.
+#[derive(Debug, Clone)]
+pub struct SiteSpec {
+    /// The gateway's listen address.
+    pub listen: SocketAddr,
+    /// Its PBX-side peers.
+    pub locals: Vec<Local>,
+    /// Extra keys for the far gateway's peer entry, one `key: value` per
+    /// line (e.g. `trunktimestamps: false`); `trunk: true` is always set.
+    pub far_peer_keys: Vec<String>,
+    /// Extra top-level keys, one `key: value` per line (e.g.
+    /// `trunkfreq: 10`); nested maps may span lines.
+    pub top_keys: Vec<String>,
+    /// Worker threads.
+    pub workers: usize,
+}
+
+impl SiteSpec {
+    /// A site on a free loopback port with these locals, one worker, and
+    /// a hangup linger of 1 s (so that tables empty soon after a call).
+    pub fn new(locals: Vec<Local>) -> Self {
+        Self {
+            listen: free_loopback_addr(),
+            locals,
+            far_peer_keys: Vec::new(),
+            top_keys: vec!["timeouts:\n  hangup_linger: 1".to_owned()],
+            workers: 1,
+        }
+    }
+
+    /// The gateway's YAML, `far` being the other gateway's address.
+    pub fn yaml(&self, far: SocketAddr) -> String {
+        let mut y = String::new();
+        let _ = writeln!(y, "listen: {}", self.listen);
+        let _ = writeln!(y, "workers: {}", self.workers);
+        for key in &self.top_keys {
+            let _ = writeln!(y, "{key}");
+        }
+        y.push_str("peers:\n");
+        for l in &self.locals {
+            let _ = writeln!(y, "  {}:\n    host: {}\n    kind: pbx", l.name, l.addr);
+        }
+        let _ = writeln!(y, "  far:\n    host: {far}\n    kind: gateway\n    trunk: true");
+        for key in &self.far_peer_keys {
+            let _ = writeln!(y, "    {key}");
+        }
+        y.push_str("routes:\n");
+        for l in &self.locals {
+            let _ = writeln!(y, "  - from: far");
+            if let Some(p) = &l.prefix {
+                let _ = writeln!(y, "    prefix: \"{p}\"");
+            }
+            let _ = writeln!(y, "    to: {}", l.name);
+        }
+        for l in &self.locals {
+            let _ = writeln!(y, "  - from: {}\n    to: far", l.name);
+        }
+        y
+    }
+}
+
+/// A running gateway pair.
+pub struct Pair {
+    /// Site A's gateway.
+    pub a: GatewayHandle,
+    /// Site B's gateway.
+    pub b: GatewayHandle,
+}
+
+impl Pair {
+    /// Starts both gateways; panics with the config error if a YAML is
+    /// refused (a harness bug) or a socket cannot be bound.
+    pub fn start(site_a: &SiteSpec, site_b: &SiteSpec) -> Self {
+        let a = start_gateway(&site_a.yaml(site_b.listen), "site-a.yaml");
+        let b = start_gateway(&site_b.yaml(site_a.listen), "site-b.yaml");
+        Self { a, b }
+    }
+
+    /// Calls in both gateways' tables.
+    pub fn active_calls(&self) -> (usize, usize) {
+        (self.a.relay().active_calls(), self.b.relay().active_calls())
+    }
+}
+
+/// Parses `yaml` (named `origin` in errors) and starts a gateway on it.
+pub fn start_gateway(yaml: &str, origin: &str) -> GatewayHandle {
+    let config = iax2_config::from_yaml_str(yaml, origin)
+        .unwrap_or_else(|e| panic!("{origin} refused: {e}\n{yaml}"));
+    runtime::start(&config).unwrap_or_else(|e| panic!("{origin}: cannot start: {e}"))
+}
+
+/// The load generator's answerer as a far PBX: answers calls, and with
+/// users is a registrar (MD5, REGACK with APPARENT ADDR).
+pub struct Answerer {
+    group: DriverGroup,
+}
+
+impl Answerer {
+    /// Starts an answerer on `listen` with one thread; `configure` sets the
+    /// rest of the options (secret, call token, echo, users).
+    pub fn start(listen: SocketAddr, configure: impl FnOnce(&mut AnswerOptions)) -> Self {
+        let mut opts = AnswerOptions {
+            listen,
+            echo: false,
+            secret: None,
+            calltoken: false,
+            codec: iax2_loadtest::endpoint::Codec::Ulaw,
+            ptime_ms: 20,
+            duration: None,
+            threads: 1,
+            users: Vec::new(),
+        };
+        configure(&mut opts);
+        let group = answer::start_answerer(&opts)
+            .unwrap_or_else(|e| panic!("answerer on {listen}: {e}"));
+        Self { group }
+    }
+
+    /// Its address.
+    pub fn addr(&self) -> SocketAddr {
+        self.group.local_addr()
+    }
+
+    /// Who is registered, and from where.
+    pub fn registry(&self) -> Vec<RegistryEntry> {
+        answer::registry(&self.group)
+    }
+
+    /// Call and media counters.
+    pub fn stats(&self) -> EndpointStats {
+        self.group.stats()
+    }
+
+    /// The driver group, for anything else.
+    pub fn group(&self) -> &DriverGroup {
+        &self.group
+    }
+}

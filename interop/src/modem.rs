@@ -1,0 +1,1 @@
+//! iaxmodem (libiax2 + spandsp) as a test peer.
