@@ -210,7 +210,20 @@ fn set_up(pair: &mut Pair) -> (u16, u16) {
     let at_a = full(&out[0].1);
     assert_eq!(at_a.iax_subclass(), Some(IaxSubclass::Accept));
     assert_eq!(at_a.dest_call_number(), cn(100));
-    (at_a.source_call_number().get(), b_sees)
+    let a_sees = at_a.source_call_number().get();
+    // PBX A's ACK of the ACCEPT: the first frame it addresses to the call,
+    // after which the gateways trunk the call's voice towards it.
+    let out = pair.deliver(
+        PBX_A,
+        GW_A,
+        &iax(100, a_sees, 10, 1, 1, IaxSubclass::Ack, IeList::new()),
+    );
+    assert_eq!(out.len(), 1);
+    assert_eq!(
+        (out[0].0, full(&out[0].1).dest_call_number()),
+        (addr(PBX_B), cn(200))
+    );
+    (a_sees, b_sees)
 }
 
 fn check(pair: &Pair) {
@@ -747,6 +760,95 @@ fn feed(w: &mut RelayWorker, now: Instant, from: &str, bytes: &[u8]) -> Vec<(Soc
     let mut tx = VecTransmit::new();
     w.handle_datagram(now, addr(from), &mut data, &mut tx);
     tx.take()
+}
+
+#[test]
+fn voice_is_trunked_only_to_a_peer_that_has_addressed_the_call() {
+    use trunk_core::wire::{MetaTrunkFrame, TrunkLayout};
+    // An Asterisk with `trunk=yes` and its default layout (no entry
+    // timestamps) calls through the gateway. Asterisk loses the rest of a
+    // trunk frame after an entry for a call it does not know (PROTOCOL.md
+    // 2.5), so until it has sent a frame to our call number its voice goes
+    // as mini frames.
+    let nots = TrunkSettings {
+        timestamps: false,
+        ..TrunkSettings::default()
+    };
+    let (mut w, mut now) = single(
+        vec![
+            peer("ast", PBX_A, PeerKind::Pbx, Some(nots)),
+            peer(
+                "gw",
+                GW_B,
+                PeerKind::Gateway,
+                Some(TrunkSettings::default()),
+            ),
+        ],
+        vec![route("ast", None, "gw"), route("gw", None, "ast")],
+    );
+    let out = feed(&mut w, now, PBX_A, &new_frame(100, "600"));
+    let gw_sees = full(&out[0].1).source_call_number().get();
+    let out = feed(
+        &mut w,
+        now,
+        GW_B,
+        &iax(300, gw_sees, 10, 0, 1, IaxSubclass::Accept, IeList::new()),
+    );
+    let ast_sees = full(&out[0].1).source_call_number().get();
+    assert_eq!(out[0].0, addr(PBX_A));
+
+    // Voice from the far gateway before Asterisk has ACKed the ACCEPT: it
+    // may not have the ACCEPT yet, so a mini frame.
+    let out = feed(&mut w, now, GW_B, &mini(300, 40, 7, 160));
+    assert_eq!(out.len(), 1, "sent at once, not held for a trunk tick");
+    let m = MiniFrame::new_checked(&out[0].1[..]).unwrap();
+    assert_eq!(
+        (out[0].0, m.source_call_number(), m.payload()),
+        (addr(PBX_A), cn(ast_sees), &[7; 160][..])
+    );
+    let mut tx = VecTransmit::new();
+    now = now + Duration::from_millis(20);
+    w.handle_timeout(now, &mut tx);
+    assert!(tx.take().is_empty(), "no trunk frame for it");
+
+    // Asterisk ACKs the ACCEPT; from now on its voice is trunked, in the
+    // layout it uses by default.
+    let out = feed(
+        &mut w,
+        now,
+        PBX_A,
+        &iax(100, ast_sees, 12, 1, 1, IaxSubclass::Ack, IeList::new()),
+    );
+    assert_eq!(out[0].0, addr(GW_B));
+    for k in 0..3u8 {
+        assert!(feed(
+            &mut w,
+            now,
+            GW_B,
+            &mini(300, 60 + 20 * u16::from(k), k, 160)
+        )
+        .is_empty());
+    }
+    let mut tx = VecTransmit::new();
+    now = now + Duration::from_millis(20);
+    w.handle_timeout(now, &mut tx);
+    let sent = tx.take();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].0, addr(PBX_A));
+    let frame = MetaTrunkFrame::new_checked(&sent[0].1[..]).unwrap();
+    assert_eq!(frame.layout(), TrunkLayout::NoTimestamps);
+    let entries: Vec<_> = frame.entries().map(|e| e.unwrap()).collect();
+    assert_eq!(entries.len(), 3);
+    for (k, e) in entries.iter().enumerate() {
+        assert_eq!(
+            (e.call_number, e.flag, e.timestamp),
+            (cn(ast_sees), false, None)
+        );
+        assert_eq!(e.payload, &[k as u8; 160][..]);
+    }
+    let c = w.counters().snapshot();
+    assert_eq!((c.tx_mini, c.tx_trunk_entries), (1, 3));
+    w.relay().check_invariants().unwrap();
 }
 
 #[test]

@@ -44,6 +44,12 @@ pub(crate) struct Leg {
     /// When this leg was first heard from (the receive epoch used to
     /// rebuild the timestamps of trunk entries sent without one).
     pub(crate) rx_epoch: Instant,
+    /// The peer has sent a full frame addressed to our call number on this
+    /// leg, so it can map our media to the call. Until then its voice goes
+    /// as mini frames, not trunk entries: Asterisk loses the rest of a
+    /// trunk frame after an entry of a call it does not know (PROTOCOL.md
+    /// 2.5), while an unknown mini frame costs only itself.
+    pub(crate) knows_us: bool,
 }
 
 /// A TXREQ the relay turned into a PING on its way (see

@@ -25,6 +25,8 @@ struct MediaRoute {
     egress: PeerId,
     to: SocketAddr,
     encrypted: bool,
+    /// The egress peer has addressed a full frame to our call number.
+    egress_knows_us: bool,
 }
 
 impl RelayWorker {
@@ -62,18 +64,23 @@ impl RelayWorker {
                 egress: egress.peer,
                 to: egress.addr,
                 encrypted: call.encrypted,
+                egress_knows_us: egress.knows_us,
             }
         };
         slot.touch(now);
         Ok(route)
     }
 
-    /// Whether media of a call goes to `egress` as trunk entries. Encrypted
+    /// Whether media of a call goes to `egress` as trunk entries: only once
+    /// the egress peer knows the call (see `Leg::knows_us`). Encrypted
     /// minis keep their ciphertext timestamp only in the timestamped
     /// layout, and only our own gateway would turn them back into minis
     /// (Asterisk does not decrypt trunk entries, PROTOCOL.md 13.2).
     #[inline]
     fn trunks_to(&self, route: &MediaRoute) -> bool {
+        if !route.egress_knows_us {
+            return false;
+        }
         match self
             .trunks
             .get(route.egress.index())

@@ -208,6 +208,7 @@ impl RelayWorker {
             addr,
             callno,
             rx_epoch: now,
+            knows_us: false,
         };
         let call = Call {
             legs: [
@@ -318,6 +319,9 @@ impl RelayWorker {
             if call.phase == Phase::Setup {
                 call.phase = Phase::Up;
             }
+        }
+        if !dest_was_unknown && !stateless {
+            call.legs[i].knows_us = true;
         }
         if let Some(signal) = signal {
             if iax == Some(IaxSubclass::AuthReq) && call.encryption_offered {
