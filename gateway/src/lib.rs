@@ -22,6 +22,7 @@
 
 pub mod batch;
 pub mod clock;
+mod handoff;
 mod ratelimit;
 pub mod runtime;
 pub mod socket;

@@ -61,6 +61,10 @@ pub fn start(config: &Config) -> io::Result<GatewayHandle> {
         stop: Arc::new(AtomicBool::new(false)),
         workers: Vec::with_capacity(workers),
     };
+    let mut polls = (0..workers)
+        .map(|_| Worker::poll())
+        .collect::<io::Result<Vec<_>>>()?;
+    let mut handoffs = crate::handoff::link(polls.iter().map(|(_, w)| Arc::clone(w)).collect());
     let mut next_socket = Some(first.socket);
     for index in 0..workers {
         let socket = match next_socket.take() {
@@ -68,9 +72,17 @@ pub fn start(config: &Config) -> io::Result<GatewayHandle> {
             None => socket::bind(local_addr, DEFAULT_BUFFER_BYTES)?.socket,
         };
         let relay = Arc::clone(&handle.relay);
-        let worker = Worker::spawn(index, socket, Arc::clone(&handle.stop), move || {
-            RelayWorker::new(relay, index)
-        })?;
+        let poll = polls.remove(0);
+        // Alone, a worker owns every entry and hands nothing over.
+        let handoff = (workers > 1).then(|| handoffs.remove(0));
+        let worker = Worker::spawn_linked(
+            index,
+            socket,
+            Arc::clone(&handle.stop),
+            poll,
+            handoff,
+            move || RelayWorker::new(relay, index),
+        )?;
         handle.workers.push(worker);
     }
     tracing::info!(

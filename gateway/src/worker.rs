@@ -25,12 +25,13 @@ use std::time::Duration;
 
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Token, Waker};
-use trunk_core::relay::{Counters, DropReason, RelayWorker};
+use trunk_core::relay::{Counters, DropReason, RelayWorker, WorkerSet};
 use trunk_core::time::Instant;
 use trunk_core::transmit::Transmit;
 
 use crate::batch::{IoCounters, RecvBatch, SendBatch, RECV_SLOTS, SEND_SLOTS};
 use crate::clock;
+use crate::handoff::Handoff;
 use crate::ratelimit::LogLimiter;
 
 /// Receive batches per wakeup before timers and other work get a turn:
@@ -59,6 +60,21 @@ pub(crate) trait Driver {
 
     /// See [`RelayWorker::counters`].
     fn counters(&self) -> Arc<Counters>;
+
+    /// See [`RelayWorker::take_handoff`].
+    fn take_handoff(&mut self) -> WorkerSet {
+        WorkerSet::EMPTY
+    }
+
+    /// See [`RelayWorker::handle_handed_trunk`].
+    fn handle_handed_trunk<T: Transmit>(
+        &mut self,
+        _now: Instant,
+        _from: SocketAddr,
+        _datagram: &[u8],
+        _out: &mut T,
+    ) {
+    }
 }
 
 impl Driver for RelayWorker {
@@ -83,6 +99,20 @@ impl Driver for RelayWorker {
     fn counters(&self) -> Arc<Counters> {
         Self::counters(self)
     }
+
+    fn take_handoff(&mut self) -> WorkerSet {
+        Self::take_handoff(self)
+    }
+
+    fn handle_handed_trunk<T: Transmit>(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        datagram: &[u8],
+        out: &mut T,
+    ) {
+        Self::handle_handed_trunk(self, now, from, datagram, out);
+    }
 }
 
 /// A running worker thread, seen from the thread that started it.
@@ -91,7 +121,7 @@ pub(crate) struct Worker {
     index: usize,
     /// `None` once joined.
     thread: Option<JoinHandle<()>>,
-    waker: Waker,
+    waker: Arc<Waker>,
     counters: Arc<Counters>,
     io: Arc<IoCounters>,
 }
@@ -100,9 +130,10 @@ impl Worker {
     /// Starts worker `index` on `socket`. The driver is built by `make` on
     /// the new thread (so it need not be `Send`); this returns once it is
     /// built, or fails if building it panicked.
+    #[cfg(test)]
     pub(crate) fn spawn<D, F>(
         index: usize,
-        mut socket: UdpSocket,
+        socket: UdpSocket,
         stop: Arc<AtomicBool>,
         make: F,
     ) -> io::Result<Self>
@@ -110,8 +141,32 @@ impl Worker {
         D: Driver,
         F: FnOnce() -> D + Send + 'static,
     {
+        let (poll, waker) = Self::poll()?;
+        Self::spawn_linked(index, socket, stop, (poll, waker), None, make)
+    }
+
+    /// A worker's poll and the waker that interrupts it, made before the
+    /// workers start so that each can wake the others (`handoff`).
+    pub(crate) fn poll() -> io::Result<(Poll, Arc<Waker>)> {
         let poll = Poll::new()?;
-        let waker = Waker::new(poll.registry(), WAKER)?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        Ok((poll, waker))
+    }
+
+    /// Like `spawn`, on a poll made by [`Worker::poll`], with this
+    /// worker's end of the trunk frame handoff.
+    pub(crate) fn spawn_linked<D, F>(
+        index: usize,
+        mut socket: UdpSocket,
+        stop: Arc<AtomicBool>,
+        (poll, waker): (Poll, Arc<Waker>),
+        handoff: Option<Handoff>,
+        make: F,
+    ) -> io::Result<Self>
+    where
+        D: Driver,
+        F: FnOnce() -> D + Send + 'static,
+    {
         poll.registry()
             .register(&mut socket, SOCKET, Interest::READABLE)?;
         let local = socket.local_addr()?;
@@ -143,6 +198,7 @@ impl Worker {
                     io: thread_io,
                     stop,
                     write_interest: false,
+                    handoff,
                     log_poll: LogLimiter::default(),
                     log_recv: LogLimiter::default(),
                 }
@@ -208,6 +264,8 @@ struct EventLoop<D> {
     stop: Arc<AtomicBool>,
     /// The socket is registered for `WRITABLE` too.
     write_interest: bool,
+    /// Trunk frames to and from the other workers (none when alone).
+    handoff: Option<Handoff>,
     log_poll: LogLimiter,
     log_recv: LogLimiter,
 }
@@ -247,9 +305,14 @@ impl<D: Driver> EventLoop<D> {
             if writable && self.send.is_blocked() {
                 let _ = self.send.on_writable(&self.socket);
             }
+            // Handed frames first: they arrived before what the socket
+            // holds now, and a call's media must stay in order. They are
+            // read every turn; a wake only shortens the wait for them.
+            let more_handed = self.receive_handed();
             if readable {
                 readable = self.receive();
             }
+            readable |= more_handed;
             self.run_timers();
             self.update_interest();
         }
@@ -289,8 +352,15 @@ impl<D: Driver> EventLoop<D> {
                     continue;
                 }
                 self.driver.handle_datagram(now, d.from, d.data, &mut out);
+                let others = self.driver.take_handoff();
+                if let Some(h) = self.handoff.as_mut().filter(|_| !others.is_empty()) {
+                    h.hand(others, now, d.from, d.data, &self.counters);
+                }
             }
             let _ = self.send.flush(&self.socket);
+            if let Some(h) = self.handoff.as_mut() {
+                h.wake();
+            }
             if n < self.recv.capacity() {
                 // A short batch means the queue was empty when the kernel
                 // looked; anything arriving later raises a new edge.
@@ -298,6 +368,21 @@ impl<D: Driver> EventLoop<D> {
             }
         }
         true
+    }
+
+    /// Relays the trunk frames other workers handed over, up to the
+    /// receive budget. Returns whether more may wait.
+    fn receive_handed(&mut self) -> bool {
+        let Some(h) = self.handoff.as_mut() else {
+            return false;
+        };
+        let mut out = self.send.sender(&self.socket);
+        let driver = &mut self.driver;
+        let more = h.drain(RECV_BUDGET * RECV_SLOTS, |at, from, datagram| {
+            driver.handle_handed_trunk(at, from, datagram, &mut out);
+        });
+        let _ = self.send.flush(&self.socket);
+        more
     }
 
     fn run_timers(&mut self) {

@@ -32,7 +32,10 @@ pub fn free_loopback_addr() -> SocketAddr {
 pub fn wait_for(what: &str, limit: Duration, mut ready: impl FnMut() -> bool) {
     let end = Instant::now() + limit;
     while !ready() {
-        assert!(Instant::now() < end, "timed out after {limit:?} waiting for {what}");
+        assert!(
+            Instant::now() < end,
+            "timed out after {limit:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -49,6 +52,9 @@ pub struct Local {
     /// locals are given, and the first route from the far gateway also
     /// takes its POKEs and REGREQs.
     pub prefix: Option<String>,
+    /// Extra keys for its peer entry, one `key: value` per line (e.g.
+    /// `trunk: true` for an Asterisk with `trunk=yes` towards the gateway).
+    pub keys: Vec<String>,
 }
 
 impl Local {
@@ -58,7 +64,14 @@ impl Local {
             name: name.to_owned(),
             addr,
             prefix: prefix.map(str::to_owned),
+            keys: Vec::new(),
         }
+    }
+
+    /// The same peer with extra keys in its entry.
+    pub fn with_keys(mut self, keys: &[&str]) -> Self {
+        self.keys = keys.iter().map(|k| (*k).to_owned()).collect();
+        self
     }
 }
 
@@ -103,8 +116,14 @@ impl SiteSpec {
         y.push_str("peers:\n");
         for l in &self.locals {
             let _ = writeln!(y, "  {}:\n    host: {}\n    kind: pbx", l.name, l.addr);
+            for key in &l.keys {
+                let _ = writeln!(y, "    {key}");
+            }
         }
-        let _ = writeln!(y, "  far:\n    host: {far}\n    kind: gateway\n    trunk: true");
+        let _ = writeln!(
+            y,
+            "  far:\n    host: {far}\n    kind: gateway\n    trunk: true"
+        );
         for key in &self.far_peer_keys {
             let _ = writeln!(y, "    {key}");
         }
@@ -175,8 +194,8 @@ impl Answerer {
             users: Vec::new(),
         };
         configure(&mut opts);
-        let group = answer::start_answerer(&opts)
-            .unwrap_or_else(|e| panic!("answerer on {listen}: {e}"));
+        let group =
+            answer::start_answerer(&opts).unwrap_or_else(|e| panic!("answerer on {listen}: {e}"));
         Self { group }
     }
 

@@ -807,7 +807,7 @@ fn voice_is_trunked_only_to_a_peer_that_has_addressed_the_call() {
         (addr(PBX_A), cn(ast_sees), &[7; 160][..])
     );
     let mut tx = VecTransmit::new();
-    now = now + Duration::from_millis(20);
+    now += Duration::from_millis(20);
     w.handle_timeout(now, &mut tx);
     assert!(tx.take().is_empty(), "no trunk frame for it");
 
@@ -830,7 +830,7 @@ fn voice_is_trunked_only_to_a_peer_that_has_addressed_the_call() {
         .is_empty());
     }
     let mut tx = VecTransmit::new();
-    now = now + Duration::from_millis(20);
+    now += Duration::from_millis(20);
     w.handle_timeout(now, &mut tx);
     let sent = tx.take();
     assert_eq!(sent.len(), 1);
@@ -849,6 +849,108 @@ fn voice_is_trunked_only_to_a_peer_that_has_addressed_the_call() {
     let c = w.counters().snapshot();
     assert_eq!((c.tx_mini, c.tx_trunk_entries), (1, 3));
     w.relay().check_invariants().unwrap();
+}
+
+#[test]
+fn each_worker_relays_its_own_calls_entries_of_a_mixed_trunk_frame() {
+    use trunk_core::wire::{TrunkFrameBuilder, TrunkLayout};
+    // Two workers; an Asterisk trunk peer mixes its calls in one frame.
+    // Each worker relays the entries of the calls the steering gives it
+    // (call number modulo 2) and names the other for the rest, so that a
+    // call's media always goes through one worker's trunk buffer.
+    let config = Config {
+        listen: addr(GW_A),
+        workers: NonZeroUsize::new(2).unwrap(),
+        peers: vec![
+            peer("ast", PBX_A, PeerKind::Pbx, Some(TrunkSettings::default())),
+            peer("far", PBX_B, PeerKind::Pbx, None),
+        ],
+        routes: vec![route("ast", None, "far"), route("far", None, "ast")],
+        timeouts: Timeouts::default(),
+    };
+    let now = Instant::from_millis(5);
+    let relay = Arc::new(Relay::new(&config, now, 3));
+    let mut w = [
+        RelayWorker::new(Arc::clone(&relay), 0),
+        RelayWorker::new(relay, 1),
+    ];
+    // Calls 100..104 from the Asterisk, each set up through its own worker
+    // and ACKed so both sides know it.
+    let mut far_sees = Vec::new();
+    for call in 100..104u16 {
+        let k = usize::from(call % 2);
+        let out = feed(&mut w[k], now, PBX_A, &new_frame(call, "600"));
+        let ours = full(&out[0].1).source_call_number().get();
+        let out = feed(
+            &mut w[usize::from(ours % 2)],
+            now,
+            PBX_B,
+            &iax(
+                500 + call,
+                ours,
+                10,
+                0,
+                1,
+                IaxSubclass::Accept,
+                IeList::new(),
+            ),
+        );
+        let ast_sees = full(&out[0].1).source_call_number().get();
+        feed(
+            &mut w[k],
+            now,
+            PBX_A,
+            &iax(call, ast_sees, 12, 1, 1, IaxSubclass::Ack, IeList::new()),
+        );
+        far_sees.push((call, ours));
+    }
+    let mut buf = vec![0; 1400];
+    let mut b = TrunkFrameBuilder::new(&mut buf, 1400, TrunkLayout::Timestamps, 40).unwrap();
+    for call in [101u16, 100, 103, 102] {
+        b.push(
+            cn(call),
+            Timestamp16(40),
+            &[u8::try_from(call - 100).unwrap(); 160],
+        )
+        .unwrap();
+    }
+    let len = b.len();
+    let frame = buf[..len].to_vec();
+    // The steering sends the frame to worker 1 (first entry 101).
+    let mut data = frame.clone();
+    let mut tx = VecTransmit::new();
+    w[1].handle_datagram(now, addr(PBX_A), &mut data, &mut tx);
+    assert_eq!(data, frame, "reading a trunk frame leaves it unchanged");
+    let by_one: Vec<u8> = tx.take().iter().map(|(_, b)| b[4]).collect();
+    assert_eq!(by_one, vec![1, 3], "worker 1 relays calls 101 and 103");
+    let others = w[1].take_handoff();
+    assert_eq!(others.iter().collect::<Vec<_>>(), vec![0]);
+    assert!(w[1].take_handoff().is_empty(), "taken once");
+    let mut tx = VecTransmit::new();
+    w[0].handle_handed_trunk(now, addr(PBX_A), &frame, &mut tx);
+    let handed = tx.take();
+    assert_eq!(
+        handed.iter().map(|(_, b)| b[4]).collect::<Vec<_>>(),
+        vec![0, 2]
+    );
+    for (to, bytes) in &handed {
+        let m = MiniFrame::new_checked(&bytes[..]).unwrap();
+        let call = 100 + u16::from(bytes[4]);
+        let ours = far_sees.iter().find(|(c, _)| *c == call).unwrap().1;
+        assert_eq!((*to, m.source_call_number()), (addr(PBX_B), cn(ours)));
+    }
+    assert!(
+        w[0].take_handoff().is_empty(),
+        "a handed frame is not handed on"
+    );
+    let (c0, c1) = (w[0].counters().snapshot(), w[1].counters().snapshot());
+    assert_eq!(
+        (c1.rx_trunk_frames, c0.rx_trunk_frames),
+        (1, 0),
+        "counted once"
+    );
+    assert_eq!((c1.rx_trunk_entries, c0.rx_trunk_entries), (2, 2));
+    w[0].relay().check_invariants().unwrap();
 }
 
 #[test]

@@ -44,7 +44,10 @@ impl Gateway {
         workers: usize,
         dispatch: Dispatch,
     ) -> Self {
-        let relay = Arc::new(Relay::new(config, epoch, seed));
+        // The relay assigns trunk entries to workers by their count.
+        let mut config = config.clone();
+        config.workers = std::num::NonZeroUsize::new(workers).unwrap();
+        let relay = Arc::new(Relay::new(&config, epoch, seed));
         Self {
             addr: listen,
             workers: (0..workers)
@@ -129,6 +132,14 @@ impl Node for Gateway {
         self.scratch.clear();
         self.scratch.extend_from_slice(datagram);
         self.workers[i].handle_datagram(now, from, &mut self.scratch, &mut DynTransmit(out));
+        // Entries of other workers' calls go to them, as the gateway's
+        // handoff does (reading a trunk frame leaves it unchanged).
+        let others = self.workers[i].take_handoff();
+        for j in others.iter() {
+            self.scratch.clear();
+            self.scratch.extend_from_slice(datagram);
+            self.workers[j].handle_handed_trunk(now, from, &self.scratch, &mut DynTransmit(out));
+        }
     }
 
     fn handle_timeout(&mut self, now: Instant, out: &mut dyn Transmit) {

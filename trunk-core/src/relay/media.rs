@@ -181,8 +181,26 @@ impl RelayWorker {
             // Only `trunk: true` peers may send trunk frames.
             return self.counters.count_drop(DropReason::TrunkNotAllowed);
         }
-        let Ok(frame) = MetaTrunkFrame::new_checked(&*datagram) else {
-            return self.counters.count_drop(DropReason::Malformed);
+        self.trunk_entries(now, peer, datagram, true, out);
+    }
+
+    /// Relays the entries of a trunk frame that belong to this worker's
+    /// calls (see `RelayWorker::take_handoff`). `received`: the frame came
+    /// from the socket, not from another worker, so it is counted here and
+    /// other owners are noted for the handoff.
+    pub(super) fn trunk_entries<T: Transmit>(
+        &mut self,
+        now: Instant,
+        peer: PeerId,
+        datagram: &[u8],
+        received: bool,
+        out: &mut T,
+    ) {
+        let Ok(frame) = MetaTrunkFrame::new_checked(datagram) else {
+            if received {
+                self.counters.count_drop(DropReason::Malformed);
+            }
+            return;
         };
         let layout = frame.layout();
         let trunk_ts = frame.trunk_timestamp();
@@ -199,11 +217,20 @@ impl RelayWorker {
                 Some(Ok(e)) => e,
                 Some(Err(_)) => {
                     // The rest of the frame cannot be delimited.
-                    self.counters.count_drop(DropReason::Malformed);
+                    if received {
+                        self.counters.count_drop(DropReason::Malformed);
+                    }
                     break;
                 }
             };
             offset = entry.location.end();
+            let owner = self.relay.owner(entry.call_number);
+            if owner != self.index {
+                if received {
+                    self.handoff.insert(owner);
+                }
+                continue;
+            }
             self.counters.rx_trunk_entries.incr();
             let route = match self.media_route(now, peer, entry.call_number) {
                 Ok(r) => r,

@@ -51,9 +51,11 @@ mod replies;
 mod signalling;
 mod table;
 mod trunk_tx;
+mod workers;
 
 pub use counters::{CounterSnapshot, Counters, DropReason};
 pub use peers::PeerId;
+pub use workers::WorkerSet;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -87,6 +89,10 @@ pub struct Relay {
     timeouts: Timeouts,
     table: CallTable,
     epoch: Instant,
+    /// Workers sharing the relay: entry `n` of a trunk frame belongs to
+    /// worker `n % workers`, the one the gateway's steering gives that
+    /// call's own frames.
+    workers: usize,
 }
 
 impl Relay {
@@ -115,7 +121,15 @@ impl Relay {
             timeouts: config.timeouts,
             table: CallTable::new(seed),
             epoch: now,
+            workers: config.workers.get(),
         }
+    }
+
+    /// The worker that owns the media a peer sends with call number
+    /// `call`: the one the gateway's steering program picks for that
+    /// call's full and mini frames (source call number modulo workers).
+    pub fn owner(&self, call: CallNumber) -> usize {
+        usize::from(call.get()) % self.workers.max(1)
     }
 
     /// Calls in the table (set up, up or lingering).
@@ -224,6 +238,8 @@ pub struct RelayWorker {
     /// One emitter per peer index, for trunk peers.
     trunks: Vec<Option<TrunkSender>>,
     next_housekeeping: Instant,
+    /// Other workers owning entries of the trunk frame just handled.
+    handoff: WorkerSet,
 }
 
 impl RelayWorker {
@@ -244,6 +260,7 @@ impl RelayWorker {
             counters: Arc::new(Counters::default()),
             trunks,
             next_housekeeping,
+            handoff: WorkerSet::EMPTY,
         }
     }
 
@@ -287,6 +304,36 @@ impl RelayWorker {
             FrameKind::VideoMini => self.handle_video(now, peer, datagram, out),
             FrameKind::MetaTrunk => self.handle_trunk(now, peer, datagram, out),
             FrameKind::Meta => self.counters.count_drop(DropReason::Malformed),
+        }
+    }
+
+    /// The other workers that own entries of the trunk frame the last
+    /// [`handle_datagram`](Self::handle_datagram) read, and clears the set.
+    ///
+    /// A trunk frame reaches the worker its first entry's call steers it
+    /// to, but an Asterisk peer mixes calls in a frame. Each worker relays
+    /// only the entries of its own calls, so that all of a call's media is
+    /// relayed by one worker and stays in order (two workers' trunk
+    /// buffers leave at the same tick in either order). The gateway hands
+    /// the datagram, unchanged (reading a trunk frame does not rewrite
+    /// it), to each worker in the set, which passes it to
+    /// [`handle_handed_trunk`](Self::handle_handed_trunk).
+    pub fn take_handoff(&mut self) -> WorkerSet {
+        std::mem::replace(&mut self.handoff, WorkerSet::EMPTY)
+    }
+
+    /// Relays this worker's entries of a trunk frame that worker handed
+    /// over (see [`take_handoff`](Self::take_handoff)); `now` is when the
+    /// datagram arrived. The frame was counted where it was received.
+    pub fn handle_handed_trunk<T: Transmit>(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        datagram: &[u8],
+        out: &mut T,
+    ) {
+        if let Ok(Identified::Peer(peer)) = self.relay.peers.identify(from) {
+            self.trunk_entries(now, peer, datagram, false, out);
         }
     }
 
