@@ -711,6 +711,83 @@ fn poke_and_registration_cross_the_pair_and_leave_no_state() {
 }
 
 #[test]
+fn a_requester_may_use_call_number_1() {
+    // Asterisk never allocates call number 1 (its stateless replies come
+    // from it), but it maps frames by the peer's number whatever it is,
+    // and the `iax2` crate registers from call 1. The exchange crosses
+    // the pair; a stateless reply from the far side still passes as one.
+    let mut pair = Pair::new(TrunkSettings::default());
+    let user = || IeList::new().with(Ie::string(IeType::Username, "alice").unwrap());
+    let out = pair.deliver(
+        PBX_A,
+        GW_A,
+        &iax(1, 0, 1, 0, 0, IaxSubclass::RegReq, user()),
+    );
+    assert_eq!(out.len(), 1, "relayed, not dropped");
+    let b_sees = full(&out[0].1).source_call_number().get();
+    assert!(b_sees > 1);
+    // The far PBX challenges statelessly first (CALLTOKEN from call 1).
+    let token = IeList::new().with(Ie::calltoken(b"t0k").unwrap());
+    let out = pair.deliver(
+        PBX_B,
+        GW_B,
+        &iax(1, b_sees, 1, 0, 1, IaxSubclass::CallToken, token),
+    );
+    let f = full(&out[0].1);
+    assert_eq!(
+        (f.source_call_number(), f.dest_call_number()),
+        (CallNumber::STATELESS, cn(1))
+    );
+    // The REGREQ again with the token: the same exchange.
+    let out = pair.deliver(
+        PBX_A,
+        GW_A,
+        &iax(1, 0, 1, 0, 0, IaxSubclass::RegReq, user()),
+    );
+    assert_eq!(full(&out[0].1).source_call_number().get(), b_sees);
+    let out = pair.deliver(
+        PBX_B,
+        GW_B,
+        &iax(500, b_sees, 2, 0, 1, IaxSubclass::RegAuth, user()),
+    );
+    let f = full(&out[0].1);
+    let a_sees = f.source_call_number().get();
+    assert_eq!(f.dest_call_number(), cn(1));
+    assert!(a_sees > 1);
+    // Frames from call 1 addressed to the exchange are the requester's
+    // own, not stateless replies: they reach the far PBX renumbered.
+    let out = pair.deliver(
+        PBX_A,
+        GW_A,
+        &iax(1, a_sees, 3, 1, 1, IaxSubclass::RegReq, user()),
+    );
+    let f = full(&out[0].1);
+    assert_eq!(
+        (f.source_call_number(), f.dest_call_number()),
+        (cn(b_sees), cn(500))
+    );
+    let out = pair.deliver(
+        PBX_B,
+        GW_B,
+        &iax(500, b_sees, 4, 1, 2, IaxSubclass::RegAck, user()),
+    );
+    assert_eq!(full(&out[0].1).dest_call_number(), cn(1));
+    let out = pair.deliver(
+        PBX_A,
+        GW_A,
+        &iax(1, a_sees, 4, 2, 2, IaxSubclass::Ack, IeList::new()),
+    );
+    assert_eq!(full(&out[0].1).dest_call_number(), cn(500));
+    check(&pair);
+    pair.advance(11_000);
+    assert_eq!(
+        (pair.a.relay().active_calls(), pair.b.relay().active_calls()),
+        (0, 0)
+    );
+    check(&pair);
+}
+
+#[test]
 fn a_number_reused_after_hangup_starts_a_new_call() {
     let mut pair = Pair::new(TrunkSettings::default());
     let (a_sees, b_sees) = set_up(&mut pair);

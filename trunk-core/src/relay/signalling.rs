@@ -82,12 +82,6 @@ impl RelayWorker {
         if source == CallNumber::UNKNOWN {
             return self.counters.count_drop(DropReason::Malformed);
         }
-        if source == CallNumber::STATELESS && dest == CallNumber::UNKNOWN {
-            // Call number 1 is only ever the source of a stateless reply,
-            // which always names the requester: a request from call 1
-            // would bind the reserved number (found by fuzzing).
-            return self.counters.count_drop(DropReason::Malformed);
-        }
         if dest == CallNumber::STATELESS {
             // The ACK a PBX sends back to a stateless reply: Asterisk
             // ignores it, so it goes no further (PROTOCOL.md 17).
@@ -286,7 +280,13 @@ impl RelayWorker {
             return self.unknown_call(from, datagram, out);
         };
         let j = 1 - i;
-        let stateless = source == CallNumber::STATELESS;
+        // From call 1 a frame is a stateless reply, unless call 1 is the
+        // requester's own number: Asterisk never allocates it, but other
+        // stacks do (the `iax2` crate registers from it), and Asterisk
+        // maps frames by the peer's number whatever it is (PROTOCOL.md
+        // 8.2).
+        let stateless =
+            source == CallNumber::STATELESS && call.legs[i].callno != Some(CallNumber::STATELESS);
         let signal = (!call.encrypted).then(|| signal_of(&frame));
         let iax = signal.and_then(|s| s.iax);
 
@@ -509,9 +509,11 @@ pub(super) fn check_call(peers: &Peers, ours: u16, call: &Call) -> Result<(), St
     if call.legs[0].callno.is_none() {
         return Err(format!("call {ours}: ingress leg without a call number"));
     }
-    for leg in &call.legs {
+    for (i, leg) in call.legs.iter().enumerate() {
         if let Some(theirs) = leg.callno {
-            if theirs.get() < 2 {
+            // Only a requester may use call number 1 (see continue_call);
+            // a reply from it is stateless and binds nothing.
+            if theirs == CallNumber::UNKNOWN || (theirs == CallNumber::STATELESS && i != 0) {
                 return Err(format!(
                     "call {ours}: bound to reserved number {}",
                     theirs.get()
