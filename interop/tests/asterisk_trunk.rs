@@ -36,7 +36,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::HashMap;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::UdpSocket;
 use std::time::Duration;
 
 use iax2_interop::lab::{start_gateway, wait_for, Local, SiteSpec};
