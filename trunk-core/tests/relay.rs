@@ -1031,6 +1031,56 @@ fn each_worker_relays_its_own_calls_entries_of_a_mixed_trunk_frame() {
 }
 
 #[test]
+fn timestamps_of_an_asterisk_trunk_without_entry_timestamps_survive_its_clock_restart() {
+    use trunk_core::wire::{TrunkFrameBuilder, TrunkLayout};
+    // Asterisk's default trunk layout carries no per-call timestamps: the
+    // receiver rebuilds them from the trunk timestamp and its own anchor,
+    // and re-anchors when the sender restarts its trunk clock (a frame
+    // stamped 0 after 5 s of silence, PROTOCOL.md 13.2, 13.3).
+    let nots = TrunkSettings {
+        timestamps: false,
+        ..TrunkSettings::default()
+    };
+    let (mut w, start) = single(
+        vec![
+            peer("ast", PBX_A, PeerKind::Pbx, Some(nots)),
+            peer("far", PBX_B, PeerKind::Pbx, None),
+        ],
+        vec![route("ast", None, "far"), route("far", None, "ast")],
+    );
+    let out = feed(&mut w, start, PBX_A, &new_frame(100, "600"));
+    let ours = full(&out[0].1).source_call_number().get();
+    feed(
+        &mut w,
+        start,
+        PBX_B,
+        &iax(300, ours, 10, 0, 1, IaxSubclass::Accept, IeList::new()),
+    );
+    let mut at = |ms: u64, trunk_ts: u32| {
+        let mut buf = vec![0; 300];
+        let mut b =
+            TrunkFrameBuilder::new(&mut buf, 300, TrunkLayout::NoTimestamps, trunk_ts).unwrap();
+        b.push(cn(100), Timestamp16(0), &[5; 160]).unwrap();
+        let len = b.len();
+        let out = feed(
+            &mut w,
+            start + Duration::from_millis(ms),
+            PBX_A,
+            &buf[..len],
+        );
+        assert_eq!(out.len(), 1);
+        MiniFrame::new_checked(&out[0].1[..]).unwrap().timestamp().0
+    };
+    // The trunk clock starts 1 s into the call: call time 1000, 1020.
+    assert_eq!(at(1000, 0), 1000);
+    assert_eq!(at(1020, 20), 1020);
+    assert_eq!(at(1040, 40), 1040);
+    // Six seconds of silence; the sender's clock starts again at 0.
+    assert_eq!(at(7040, 0), 7040);
+    assert_eq!(at(7060, 20), 7060);
+}
+
+#[test]
 fn maxcalls_refuses_with_congestion_and_acl_drops() {
     use trunk_core::wire::IeLookup;
     let mut limited = peer("pbx", PBX_A, PeerKind::Pbx, None);
