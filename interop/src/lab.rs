@@ -1,6 +1,6 @@
 //! A gateway pair on loopback with PBXs around it.
 //!
-//! [`PairSpec`] names what stands at each site; [`Pair::start`] writes each
+//! [`SiteSpec`] names what stands at each site; [`Pair::start`] writes each
 //! gateway's YAML (so the config parser and validator are in the loop, as
 //! an operator's file would be), starts both gateways in this process, and
 //! keeps them until dropped.
