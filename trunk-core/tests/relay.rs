@@ -1081,6 +1081,80 @@ fn timestamps_of_an_asterisk_trunk_without_entry_timestamps_survive_its_clock_re
 }
 
 #[test]
+fn queued_voice_leaves_before_the_hangup_and_full_voice_frames_of_its_call() {
+    use trunk_core::wire::{FrameType, MetaTrunkFrame};
+    let (mut w, now) = single(
+        vec![
+            peer("pbx", PBX_A, PeerKind::Pbx, None),
+            peer(
+                "gw",
+                GW_B,
+                PeerKind::Gateway,
+                Some(TrunkSettings::default()),
+            ),
+        ],
+        vec![route("pbx", None, "gw"), route("gw", None, "pbx")],
+    );
+    let out = feed(&mut w, now, PBX_A, &new_frame(100, "600"));
+    let ours = full(&out[0].1).source_call_number().get();
+    let out = feed(
+        &mut w,
+        now,
+        GW_B,
+        &iax(300, ours, 10, 0, 1, IaxSubclass::Accept, IeList::new()),
+    );
+    let pbx_sees = full(&out[0].1).source_call_number().get();
+    let kind = |bytes: &[u8]| {
+        if MetaTrunkFrame::new_checked(bytes).is_ok() {
+            "trunk"
+        } else if full(bytes).frame_type() == FrameType::Voice {
+            "voice"
+        } else {
+            "hangup"
+        }
+    };
+    // A mini waits for the tick; a full voice frame of the call (as at a
+    // timestamp wrap, the RFC's rule) sends it first.
+    assert!(feed(&mut w, now, PBX_A, &mini(100, 65_500, 1, 160)).is_empty());
+    let voice = FullFrameRepr {
+        source_call_number: cn(100),
+        retransmission: false,
+        dest_call_number: cn(pbx_sees),
+        timestamp: 65_536 + 4,
+        oseqno: SeqNo(1),
+        iseqno: SeqNo(1),
+        frame_type: FrameType::Voice,
+        subclass: trunk_core::wire::Subclass(4),
+        payload: trunk_core::wire::FullFramePayload::Raw(vec![2; 160]),
+    };
+    let out = feed(&mut w, now, PBX_A, &voice.to_vec());
+    let kinds: Vec<_> = out.iter().map(|(_, b)| kind(b)).collect();
+    assert_eq!(kinds, vec!["trunk", "voice"]);
+    // The same before a HANGUP.
+    assert!(feed(&mut w, now, PBX_A, &mini(100, 24, 3, 160)).is_empty());
+    let out = feed(
+        &mut w,
+        now,
+        PBX_A,
+        &iax(
+            100,
+            pbx_sees,
+            5000,
+            2,
+            1,
+            IaxSubclass::Hangup,
+            IeList::new(),
+        ),
+    );
+    let kinds: Vec<_> = out.iter().map(|(_, b)| kind(b)).collect();
+    assert_eq!(kinds, vec!["trunk", "hangup"]);
+    assert!(out.iter().all(|(to, _)| *to == addr(GW_B)));
+    let c = w.counters().snapshot();
+    assert_eq!((c.tx_trunk_frames, c.tx_trunk_entries), (2, 2));
+    w.relay().check_invariants().unwrap();
+}
+
+#[test]
 fn maxcalls_refuses_with_congestion_and_acl_drops() {
     use trunk_core::wire::IeLookup;
     let mut limited = peer("pbx", PBX_A, PeerKind::Pbx, None);

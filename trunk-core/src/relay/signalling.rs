@@ -355,9 +355,18 @@ impl RelayWorker {
             )
         };
         let to = call.legs[j].addr;
+        let egress = call.legs[j].peer;
+        // Voice of this call queued for the next trunk tick leaves first:
+        // the far side would drop it after the HANGUP, or play it after
+        // the full voice frame that follows it.
+        let flush_trunk = signal.is_some_and(|s| s.ends_call)
+            || (!call.encrypted && frame.frame_type() == FrameType::Voice);
         debug_check(&relay.peers, ours, Some(call));
         drop(guard);
         slot.touch(now);
+        if flush_trunk {
+            self.flush_trunk(egress, out);
+        }
 
         let mut frame = FullFrame::new_unchecked(&mut *datagram);
         frame.rewrite_call_numbers(src, dst);
@@ -371,6 +380,14 @@ impl RelayWorker {
             None => datagram.len(),
         };
         self.send_full(out, to, &datagram[..len]);
+    }
+
+    /// Sends this worker's queued trunk entries toward `peer` now.
+    fn flush_trunk<T: Transmit>(&mut self, peer: PeerId, out: &mut T) {
+        if let Some(Some(sender)) = self.trunks.get_mut(peer.index()) {
+            let to = self.relay.peers.get(peer).addr();
+            sender.flush_now(to, &self.counters, out);
+        }
     }
 
     fn send_full<T: Transmit>(&self, out: &mut T, to: SocketAddr, datagram: &[u8]) {

@@ -166,6 +166,25 @@ impl TrunkSender {
         Err(DropReason::TooBig)
     }
 
+    /// Sends what is queued now, ahead of its tick: a full frame of a call
+    /// (its HANGUP, a full voice frame) must not overtake the call's
+    /// entries waiting here.
+    pub(crate) fn flush_now<T: Transmit>(
+        &mut self,
+        to: Option<SocketAddr>,
+        counters: &Counters,
+        out: &mut T,
+    ) {
+        if !self.pending {
+            return;
+        }
+        let ts = self.tick_timestamp();
+        for frame in &mut self.groups {
+            send(frame, self.layout, ts, to, counters, out);
+        }
+        self.pending = false;
+    }
+
     /// Sends what is queued if the tick has come. Returns whether it did.
     pub(crate) fn flush_due<T: Transmit>(
         &mut self,
