@@ -1155,6 +1155,101 @@ fn queued_voice_leaves_before_the_hangup_and_full_voice_frames_of_its_call() {
 }
 
 #[test]
+fn per_peer_counters_follow_the_traffic() {
+    use trunk_core::relay::{CallDirection, CallResult, Direction, Kind};
+    use trunk_core::wire::{ControlSubclass, FrameType, FullFramePayload, Subclass};
+    let mut pair = Pair::new(TrunkSettings::default());
+    let (a_sees, b_sees) = set_up(&mut pair);
+    // PBX B answers 300 ms after the NEW.
+    pair.advance(300);
+    let answer = FullFrameRepr {
+        source_call_number: cn(200),
+        retransmission: false,
+        dest_call_number: cn(b_sees),
+        timestamp: 300,
+        oseqno: SeqNo(1),
+        iseqno: SeqNo(2),
+        frame_type: FrameType::Control,
+        subclass: Subclass(ControlSubclass::Answer.code()),
+        payload: FullFramePayload::Raw(vec![]),
+    };
+    assert_eq!(pair.deliver(PBX_B, GW_B, &answer.to_vec()).len(), 1);
+    // Voice A -> B with one frame missing (ts 1040), then a PING from A
+    // answered by B 50 ms later.
+    for ts in [1000u16, 1020, 1060, 1080] {
+        pair.deliver(PBX_A, GW_A, &mini(100, ts, 1, 160));
+    }
+    pair.advance(20);
+    let ping = iax(100, a_sees, 2000, 1, 2, IaxSubclass::Ping, IeList::new());
+    assert_eq!(pair.deliver(PBX_A, GW_A, &ping).len(), 1);
+    pair.advance(50);
+    let pong = iax(200, b_sees, 2000, 2, 2, IaxSubclass::Pong, IeList::new());
+    assert_eq!(pair.deliver(PBX_B, GW_B, &pong).len(), 1);
+    let out = pair.deliver(
+        PBX_A,
+        GW_A,
+        &iax(100, a_sees, 5000, 2, 3, IaxSubclass::Hangup, IeList::new()),
+    );
+    assert_eq!(out.len(), 1);
+
+    let counters = pair.a.counters();
+    let (pbx, gw) = (
+        counters.peer(0).unwrap().snapshot(),
+        counters.peer(1).unwrap().snapshot(),
+    );
+    // From PBX A: NEW, ACK, PING, HANGUP; 4 minis of 164 bytes.
+    assert_eq!(pbx.packets(Direction::Rx, Kind::Full), 4);
+    assert_eq!(
+        (
+            pbx.packets(Direction::Rx, Kind::Mini),
+            pbx.bytes(Direction::Rx, Kind::Mini)
+        ),
+        (4, 4 * 164)
+    );
+    assert_eq!(pbx.voice_gaps, 1, "ts 1040 never came");
+    // To PBX A: ACCEPT, ANSWER, PONG.
+    assert_eq!(pbx.packets(Direction::Tx, Kind::Full), 3);
+    // To gateway B: the four voice frames in one trunk frame.
+    assert_eq!(gw.packets(Direction::Tx, Kind::Trunk), 1);
+    assert_eq!(gw.trunk_entries(Direction::Tx), 4);
+    assert_eq!(gw.trunk_frame_entries.count(), 1);
+    assert_eq!(
+        gw.trunk_frame_entries.cumulative()[3],
+        (7.0, 1),
+        "4 entries: the <= 7 bucket"
+    );
+    // The PING went to gateway B, its PONG came back 50 ms later.
+    assert_eq!(gw.rtt_us, 50_000);
+    // The call ended answered: in from PBX A, out to gateway B.
+    assert_eq!(pbx.calls(CallDirection::In, CallResult::Answered), 1);
+    assert_eq!(gw.calls(CallDirection::Out, CallResult::Answered), 1);
+    let setup = counters.call_setup.snapshot();
+    assert_eq!(setup.count(), 1);
+    assert!((setup.sum - 0.3).abs() < 1e-9, "{setup:?}");
+    // A refused NEW counts as refused, in.
+    let out = pair.deliver(PBX_A, GW_A, &new_frame(101, "999"));
+    assert_eq!(full(&out[0].1).iax_subclass(), Some(IaxSubclass::Reject));
+    let pbx = pair.a.counters().peer(0).unwrap().snapshot();
+    assert_eq!(pbx.calls(CallDirection::In, CallResult::Refused), 1);
+    // Status views agree.
+    let views = pair.a.relay().peer_views();
+    assert_eq!(
+        (views[0].name.as_str(), views[1].name.as_str()),
+        ("pbx", "gw")
+    );
+    let calls = pair.a.relay().call_views(pair.now);
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].legs[0].media.frames, 4);
+    assert_eq!(calls[0].legs[1].their_call_number, Some(b_sees_gw(&pair)));
+}
+
+/// The call number gateway B uses toward gateway A for the one call.
+fn b_sees_gw(pair: &Pair) -> u16 {
+    let calls = pair.b.relay().call_views(pair.now);
+    calls[0].call_number
+}
+
+#[test]
 fn maxcalls_refuses_with_congestion_and_acl_drops() {
     use trunk_core::wire::IeLookup;
     let mut limited = peer("pbx", PBX_A, PeerKind::Pbx, None);

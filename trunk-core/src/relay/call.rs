@@ -80,6 +80,22 @@ pub(crate) struct Call {
     pub(crate) refused_transfer: Option<RefusedTransfer>,
     /// Counted once in `calls_ended`.
     pub(crate) ended: bool,
+    /// An ANSWER was relayed.
+    pub(crate) answered: bool,
+    /// A POKE, PING or LAGRQ relayed and not answered yet: its reply gives
+    /// the round trip to that leg's peer.
+    pub(crate) probe: Option<Probe>,
+}
+
+/// An exchange whose reply measures a round trip.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Probe {
+    /// The leg it was sent to.
+    pub(crate) toward: usize,
+    /// When.
+    pub(crate) sent: Instant,
+    /// Its timestamp, which the PONG or LAGRP echoes.
+    pub(crate) timestamp: u32,
 }
 
 impl Call {

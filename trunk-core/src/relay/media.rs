@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use iax2_config::PeerKind;
 
 use super::call::Phase;
-use super::counters::DropReason;
+use super::counters::{Direction, DropReason, Kind};
 use super::peers::PeerId;
 use super::RelayWorker;
 use crate::time::Instant;
@@ -19,6 +19,8 @@ use crate::wire::{
 #[derive(Clone, Copy, Debug)]
 struct MediaRoute {
     ours: u16,
+    /// The index of the leg the media came from.
+    leg: usize,
     /// The leg the media came from (its receive epoch rebuilds trunk
     /// timestamps).
     rx_epoch: Instant,
@@ -60,6 +62,7 @@ impl RelayWorker {
             let egress = &call.legs[1 - i];
             MediaRoute {
                 ours,
+                leg: i,
                 rx_epoch: call.legs[i].rx_epoch,
                 egress: egress.peer,
                 to: egress.addr,
@@ -69,6 +72,26 @@ impl RelayWorker {
         };
         slot.touch(now);
         Ok(route)
+    }
+
+    /// Notes a voice frame of the call in its leg's statistics; counts the
+    /// frames its timestamp says went missing on the way to us.
+    #[inline]
+    fn note_voice(&self, now: Instant, peer: PeerId, route: &MediaRoute, ts: Timestamp16) {
+        let Some(media) = self
+            .relay
+            .table
+            .slot(route.ours)
+            .and_then(|s| s.media.get(route.leg))
+        else {
+            return;
+        };
+        let missing = media.record(now, ts);
+        if missing > 0 {
+            if let Some(c) = self.counters.peer(peer.index()) {
+                c.voice_gaps.add(missing);
+            }
+        }
     }
 
     /// Whether media of a call goes to `egress` as trunk entries: only once
@@ -125,7 +148,7 @@ impl RelayWorker {
         dst[2..4].copy_from_slice(&ts.0.to_be_bytes());
         dst[4..].copy_from_slice(payload);
         out.commit(route.to, len);
-        self.counters.tx_datagrams.incr();
+        self.count_tx(route.egress, Kind::Mini, len);
         self.counters.tx_mini.incr();
     }
 
@@ -141,7 +164,10 @@ impl RelayWorker {
             return self.counters.count_drop(DropReason::Malformed);
         };
         match self.media_route(now, peer, mini.source_call_number()) {
-            Ok(route) => self.emit_voice(now, &route, mini.timestamp(), mini.payload(), out),
+            Ok(route) => {
+                self.note_voice(now, peer, &route, mini.timestamp());
+                self.emit_voice(now, &route, mini.timestamp(), mini.payload(), out);
+            }
             Err(reason) => self.counters.count_drop(reason),
         }
     }
@@ -165,7 +191,7 @@ impl RelayWorker {
         let ours = CallNumber::new(route.ours).unwrap_or(CallNumber::UNKNOWN);
         VideoMiniFrame::new_unchecked(&mut *datagram).set_source_call_number(ours);
         out.send(route.to, datagram);
-        self.counters.tx_datagrams.incr();
+        self.count_tx(route.egress, Kind::Video, datagram.len());
         self.counters.tx_video.incr();
     }
 
@@ -244,6 +270,10 @@ impl RelayWorker {
                 (None, Some(anchor)) => rebuild_timestamp(trunk_ts, anchor, route.rx_epoch),
                 (None, None) => Timestamp16(0),
             };
+            if let Some(c) = self.counters.peer(peer.index()) {
+                c.trunk_entries(Direction::Rx, 1);
+            }
+            self.note_voice(now, peer, &route, ts);
             self.emit_voice(now, &route, ts, entry.payload, out);
         }
     }

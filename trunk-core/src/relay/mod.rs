@@ -46,15 +46,23 @@ mod call;
 mod callno;
 mod counters;
 mod media;
+mod media_stats;
 mod peers;
 mod replies;
 mod signalling;
+mod status;
 mod table;
 mod trunk_tx;
 mod workers;
 
-pub use counters::{CounterSnapshot, Counters, DropReason};
+pub use counters::{
+    CallDirection, CallResult, CounterSnapshot, Counters, Direction, DropReason, Histogram,
+    HistogramSnapshot, Kind, PeerCounters, PeerSnapshot, JITTER_BUCKETS, SETUP_BUCKETS,
+    TRUNK_ENTRY_BUCKETS,
+};
+pub use media_stats::LegMediaSnapshot;
 pub use peers::PeerId;
+pub use status::{CallState, CallView, EntryKind, LegView, PeerView};
 pub use workers::WorkerSet;
 
 use std::net::SocketAddr;
@@ -248,16 +256,17 @@ impl RelayWorker {
         let trunks = relay
             .peers
             .iter()
-            .map(|(_, p)| {
+            .map(|(id, p)| {
                 p.trunk()
-                    .map(|t| TrunkSender::new(t, p.kind(), relay.epoch))
+                    .map(|t| TrunkSender::new(id.index(), t, p.kind(), relay.epoch))
             })
             .collect();
         let next_housekeeping = relay.epoch + HOUSEKEEPING_PERIOD;
+        let peers = relay.peers.iter().count();
         Self {
             relay,
             index,
-            counters: Arc::new(Counters::default()),
+            counters: Arc::new(Counters::with_peers(peers)),
             trunks,
             next_housekeeping,
             handoff: WorkerSet::EMPTY,
@@ -291,6 +300,7 @@ impl RelayWorker {
             // A dynamic peer's new address must first say something
             // valid in signalling; media alone never moves a peer.
             (Identified::Candidate(p), FrameKind::Full) => {
+                self.count_rx(now, p, FrameKind::Full, datagram.len());
                 return self.handle_full(now, p, Some(from), from, datagram, out);
             }
             (
@@ -298,6 +308,7 @@ impl RelayWorker {
                 FrameKind::Mini | FrameKind::VideoMini | FrameKind::MetaTrunk | FrameKind::Meta,
             ) => return self.counters.count_drop(DropReason::Stranger),
         };
+        self.count_rx(now, peer, kind, datagram.len());
         match kind {
             FrameKind::Full => self.handle_full(now, peer, None, from, datagram, out),
             FrameKind::Mini => self.handle_mini(now, peer, datagram, out),
@@ -334,6 +345,31 @@ impl RelayWorker {
     ) {
         if let Ok(Identified::Peer(peer)) = self.relay.peers.identify(from) {
             self.trunk_entries(now, peer, datagram, false, out);
+        }
+    }
+
+    /// Counts a datagram received from `peer`.
+    #[inline]
+    fn count_rx(&self, now: Instant, peer: PeerId, kind: FrameKind, len: usize) {
+        let kind = match kind {
+            FrameKind::Full => Kind::Full,
+            FrameKind::Mini => Kind::Mini,
+            FrameKind::VideoMini => Kind::Video,
+            FrameKind::MetaTrunk => Kind::Trunk,
+            FrameKind::Meta => return,
+        };
+        if let Some(c) = self.counters.peer(peer.index()) {
+            c.packet(Direction::Rx, kind, len);
+            c.heard(now.as_millis());
+        }
+    }
+
+    /// Counts a datagram sent to `peer`.
+    #[inline]
+    pub(crate) fn count_tx(&self, peer: PeerId, kind: Kind, len: usize) {
+        self.counters.tx_datagrams.incr();
+        if let Some(c) = self.counters.peer(peer.index()) {
+            c.packet(Direction::Tx, kind, len);
         }
     }
 

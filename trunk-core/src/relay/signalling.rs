@@ -4,14 +4,16 @@
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 
-use super::call::{Call, Leg, Phase, Purpose, RefusedTransfer};
-use super::counters::DropReason;
+use super::call::{Call, Leg, Phase, Probe, Purpose, RefusedTransfer};
+use super::counters::{CallDirection, CallResult, DropReason, Kind};
 use super::peers::{PeerId, Peers};
 use super::replies::{self, Cause, Header};
 use super::RelayWorker;
 use crate::time::Instant;
 use crate::transmit::Transmit;
-use crate::wire::{CallNumber, FrameType, FullFrame, IaxSubclass, IeBlock, IeLookup, Subclass};
+use crate::wire::{
+    CallNumber, ControlSubclass, FrameType, FullFrame, IaxSubclass, IeBlock, IeLookup, Subclass,
+};
 
 /// What the relay needs to know of a plain (unencrypted) full frame.
 #[derive(Clone, Copy, Debug)]
@@ -170,6 +172,11 @@ impl RelayWorker {
             .is_some_and(|e| e.bits() != 0);
         let refuse = |this: &mut Self, out: &mut T, cause, reason| {
             this.counters.count_drop(reason);
+            if purpose == Purpose::Call {
+                if let Some(c) = this.counters.peer(ingress.index()) {
+                    c.call(CallDirection::In, CallResult::Refused);
+                }
+            }
             // A POKE gets no answer: the PBX marks the peer unreachable.
             if purpose != Purpose::Poke {
                 replies::send(out, from, reply_to(refusal), Some(cause));
@@ -216,6 +223,12 @@ impl RelayWorker {
             created: now,
             refused_transfer: None,
             ended: false,
+            answered: false,
+            probe: (purpose == Purpose::Poke).then_some(Probe {
+                toward: 1,
+                sent: now,
+                timestamp: frame.timestamp(),
+            }),
         };
         {
             let mut guard = slot.call.write();
@@ -229,6 +242,9 @@ impl RelayWorker {
                 return;
             }
             *guard = Some(call);
+            for m in &slot.media {
+                m.reset();
+            }
             relay.table.set_occupied(ours, true);
             slot.touch(now);
             relay.table.inc_live();
@@ -249,7 +265,7 @@ impl RelayWorker {
         }
         let mut frame = FullFrame::new_unchecked(&mut *datagram);
         frame.rewrite_call_numbers(our_number(ours), CallNumber::UNKNOWN);
-        self.send_full(out, egress_addr, datagram);
+        self.send_full(out, egress, egress_addr, datagram);
     }
 
     /// Handles a full frame for call `ours` from `peer`.
@@ -333,12 +349,21 @@ impl RelayWorker {
                     .is_some_and(|e| e.bits() != 0);
                 call.encrypted = agreed;
             }
+            self.note_exchange(now, call, i, iax, &frame);
             let completes_exchange = i == 1 && completes(call.purpose, iax);
             if (signal.ends_call || completes_exchange)
                 && call.end(now + linger)
                 && call.purpose == Purpose::Call
             {
                 self.counters.calls_ended.incr();
+                let result = if iax == Some(IaxSubclass::Reject) {
+                    CallResult::Rejected
+                } else if call.answered {
+                    CallResult::Answered
+                } else {
+                    CallResult::Unanswered
+                };
+                self.count_call(call, result);
             }
         }
         let (src, dst) = if stateless {
@@ -379,7 +404,64 @@ impl RelayWorker {
             }
             None => datagram.len(),
         };
-        self.send_full(out, to, &datagram[..len]);
+        self.send_full(out, egress, to, &datagram[..len]);
+    }
+
+    /// Notes what a relayed frame says of the call: its ANSWER (setup
+    /// time), or a probe and its reply (round trip to a peer).
+    fn note_exchange(
+        &self,
+        now: Instant,
+        call: &mut Call,
+        from_leg: usize,
+        iax: Option<IaxSubclass>,
+        frame: &FullFrame<&[u8]>,
+    ) {
+        if call.purpose == Purpose::Call
+            && !call.answered
+            && frame.frame_type() == FrameType::Control
+            && frame.control_subclass() == Some(ControlSubclass::Answer)
+        {
+            call.answered = true;
+            self.counters
+                .call_setup
+                .observe((now - call.created).as_secs_f64());
+        }
+        match iax {
+            Some(IaxSubclass::Ping | IaxSubclass::LagRq | IaxSubclass::Poke) => {
+                call.probe = Some(Probe {
+                    toward: 1 - from_leg,
+                    sent: now,
+                    timestamp: frame.timestamp(),
+                });
+            }
+            Some(IaxSubclass::Pong | IaxSubclass::LagRp) => {
+                if let Some(p) = call
+                    .probe
+                    .filter(|p| p.toward == from_leg && p.timestamp == frame.timestamp())
+                {
+                    call.probe = None;
+                    let rtt = u64::try_from((now - p.sent).as_micros()).unwrap_or(u64::MAX);
+                    if let Some(c) = self.counters.peer(call.legs[from_leg].peer.index()) {
+                        c.rtt(rtt, now.as_millis());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Counts an ended call for both its peers.
+    fn count_call(&self, call: &Call, result: CallResult) {
+        for (leg, dir) in call
+            .legs
+            .iter()
+            .zip([CallDirection::In, CallDirection::Out])
+        {
+            if let Some(c) = self.counters.peer(leg.peer.index()) {
+                c.call(dir, result);
+            }
+        }
     }
 
     /// Sends this worker's queued trunk entries toward `peer` now.
@@ -390,9 +472,9 @@ impl RelayWorker {
         }
     }
 
-    fn send_full<T: Transmit>(&self, out: &mut T, to: SocketAddr, datagram: &[u8]) {
+    fn send_full<T: Transmit>(&self, out: &mut T, peer: PeerId, to: SocketAddr, datagram: &[u8]) {
         out.send(to, datagram);
-        self.counters.tx_datagrams.incr();
+        self.count_tx(peer, Kind::Full, datagram.len());
         self.counters.tx_full.incr();
     }
 
@@ -446,6 +528,20 @@ impl RelayWorker {
             relay.table.set_occupied(ours, false);
             call
         };
+        if call.purpose == Purpose::Call {
+            if !call.ended {
+                self.count_call(&call, CallResult::Timeout);
+            }
+            for (leg, media) in call.legs.iter().zip(&slot.media) {
+                let m = media.snapshot();
+                if m.frames > 1 {
+                    if let Some(c) = self.counters.peer(leg.peer.index()) {
+                        #[allow(clippy::cast_precision_loss)]
+                        c.jitter.observe(m.jitter_us as f64 / 1e6);
+                    }
+                }
+            }
+        }
         for leg in &call.legs {
             relay
                 .peers

@@ -12,6 +12,7 @@ use parking_lot::{Mutex, RwLock};
 
 use super::call::Call;
 use super::callno::{CallNumberPool, LAST};
+use super::media_stats::LegMedia;
 use crate::time::Instant;
 
 /// One call number's slot.
@@ -21,6 +22,8 @@ pub(crate) struct Slot {
     /// Milliseconds (on the relay's clock) of the last datagram of the
     /// call, stored by whichever worker saw it.
     pub(crate) last_rx_ms: AtomicU64,
+    /// Each leg's voice as received (leg 0: the caller's side).
+    pub(crate) media: [LegMedia; 2],
 }
 
 impl Slot {

@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use iax2_config::{PeerKind, TrunkSettings};
 
-use super::counters::{Counters, DropReason};
+use super::counters::{Counters, Direction, DropReason, Kind, PeerCounters};
 use crate::time::Instant;
 use crate::transmit::{Transmit, MAX_DATAGRAM};
 use crate::wire::{
@@ -59,6 +59,8 @@ impl OpenFrame {
 
 #[derive(Debug)]
 pub(crate) struct TrunkSender {
+    /// The peer's index, for its counters.
+    peer: usize,
     layout: TrunkLayout,
     mtu: usize,
     freq: Duration,
@@ -69,7 +71,12 @@ pub(crate) struct TrunkSender {
 }
 
 impl TrunkSender {
-    pub(crate) fn new(settings: TrunkSettings, kind: PeerKind, epoch: Instant) -> Self {
+    pub(crate) fn new(
+        peer: usize,
+        settings: TrunkSettings,
+        kind: PeerKind,
+        epoch: Instant,
+    ) -> Self {
         let layout = if settings.timestamps {
             TrunkLayout::Timestamps
         } else {
@@ -81,6 +88,7 @@ impl TrunkSender {
             PeerKind::Pbx => 1,
         };
         Self {
+            peer,
             layout,
             mtu,
             freq: settings.freq.as_duration(),
@@ -156,6 +164,7 @@ impl TrunkSender {
                         self.layout,
                         ts,
                         Some(to),
+                        counters.peer(self.peer),
                         counters,
                         out,
                     );
@@ -180,7 +189,15 @@ impl TrunkSender {
         }
         let ts = self.tick_timestamp();
         for frame in &mut self.groups {
-            send(frame, self.layout, ts, to, counters, out);
+            send(
+                frame,
+                self.layout,
+                ts,
+                to,
+                counters.peer(self.peer),
+                counters,
+                out,
+            );
         }
         self.pending = false;
     }
@@ -198,7 +215,15 @@ impl TrunkSender {
         }
         let ts = self.tick_timestamp();
         for frame in &mut self.groups {
-            send(frame, self.layout, ts, to, counters, out);
+            send(
+                frame,
+                self.layout,
+                ts,
+                to,
+                counters.peer(self.peer),
+                counters,
+                out,
+            );
         }
         self.pending = false;
         true
@@ -211,6 +236,7 @@ fn send<T: Transmit>(
     layout: TrunkLayout,
     trunk_ts: u32,
     to: Option<SocketAddr>,
+    peer: Option<&PeerCounters>,
     counters: &Counters,
     out: &mut T,
 ) {
@@ -221,11 +247,16 @@ fn send<T: Transmit>(
     MetaTrunkFrame::new_unchecked(&mut *bytes).set_header(layout, trunk_ts);
     if let Some(to) = to {
         out.send(to, bytes);
+        let entries = u64::try_from(frame.entries).unwrap_or(0);
         counters.tx_datagrams.incr();
         counters.tx_trunk_frames.incr();
-        counters
-            .tx_trunk_entries
-            .add(u64::try_from(frame.entries).unwrap_or(0));
+        counters.tx_trunk_entries.add(entries);
+        if let Some(p) = peer {
+            p.packet(Direction::Tx, Kind::Trunk, bytes.len());
+            p.trunk_entries(Direction::Tx, entries);
+            #[allow(clippy::cast_precision_loss)]
+            p.trunk_frame_entries.observe(entries as f64);
+        }
     }
     frame.len = HEADER;
     frame.entries = 0;

@@ -1,0 +1,170 @@
+//! What the relay learns of each call leg's voice as it passes: frames,
+//! gaps in the timestamps (voice lost before the gateway) and the RFC 3550
+//! interarrival jitter. Kept in the call's table slot in atomics that only
+//! the worker owning the leg writes (the steering and the trunk handoff
+//! give each leg's media to one worker), and read by anyone for status.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::time::Instant;
+use crate::wire::Timestamp16;
+
+/// Longest timestamp step still read as voice lost rather than a pause
+/// (silence suppression, hold): one second.
+const MAX_GAP_MS: u64 = 1_000;
+
+/// One leg's voice, as received from its peer.
+#[derive(Debug, Default)]
+pub(crate) struct LegMedia {
+    /// Voice frames received (mini frames and trunk entries).
+    frames: AtomicU64,
+    /// Last timestamp + 1 (0: none yet).
+    last_ts: AtomicU64,
+    /// Arrival of that frame, microseconds on the relay's clock.
+    last_arrival_us: AtomicU64,
+    /// The smallest timestamp step seen, ms: the frame interval.
+    interval_ms: AtomicU64,
+    /// RFC 3550 jitter in microseconds, times 16 (the estimator's scale).
+    jitter_x16: AtomicU64,
+    /// Frames missing from the timestamps so far.
+    gaps: AtomicU64,
+}
+
+/// A reading of [`LegMedia`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LegMediaSnapshot {
+    /// Voice frames received.
+    pub frames: u64,
+    /// Frames missing from the timestamps (an estimate of loss upstream).
+    pub gaps: u64,
+    /// Interarrival jitter, microseconds.
+    pub jitter_us: u64,
+}
+
+fn set(a: &AtomicU64, v: u64) {
+    a.store(v, Ordering::Relaxed);
+}
+
+fn get(a: &AtomicU64) -> u64 {
+    a.load(Ordering::Relaxed)
+}
+
+impl LegMedia {
+    /// Notes a voice frame with timestamp `ts` arriving at `now`; returns
+    /// how many frames its timestamp says are missing before it.
+    #[inline]
+    pub(crate) fn record(&self, now: Instant, ts: Timestamp16) -> u64 {
+        set(&self.frames, get(&self.frames) + 1);
+        let arrival = now.as_micros();
+        let last = get(&self.last_ts);
+        let last_arrival = get(&self.last_arrival_us);
+        let step =
+            ts.0.wrapping_sub(u16::try_from(last.saturating_sub(1)).unwrap_or(0));
+        if last != 0 && (step == 0 || step >= 0x8000) {
+            // A repeat, or a frame from the past (reordered): it neither
+            // moves the newest timestamp nor says anything of loss.
+            return 0;
+        }
+        set(&self.last_ts, u64::from(ts.0) + 1);
+        set(&self.last_arrival_us, arrival);
+        if last == 0 {
+            return 0;
+        }
+        let step = u64::from(step);
+        // RFC 3550 A.8: D is the change in transit time; J += (|D| - J)/16,
+        // kept scaled by 16.
+        let d = (i64::try_from(arrival.saturating_sub(last_arrival)).unwrap_or(i64::MAX)
+            - i64::try_from(step * 1_000).unwrap_or(0))
+        .unsigned_abs();
+        let j = get(&self.jitter_x16);
+        set(&self.jitter_x16, (j + d).saturating_sub((j + 8) >> 4));
+        if step > MAX_GAP_MS {
+            return 0;
+        }
+        let interval = match get(&self.interval_ms) {
+            0 => step,
+            i => i.min(step),
+        };
+        set(&self.interval_ms, interval);
+        let missing = (step / interval).saturating_sub(1);
+        if missing > 0 {
+            set(&self.gaps, get(&self.gaps) + missing);
+        }
+        missing
+    }
+
+    /// What has been seen so far.
+    pub(crate) fn snapshot(&self) -> LegMediaSnapshot {
+        LegMediaSnapshot {
+            frames: get(&self.frames),
+            gaps: get(&self.gaps),
+            jitter_us: get(&self.jitter_x16) / 16,
+        }
+    }
+
+    /// Forgets everything (the slot is reused by another call).
+    pub(crate) fn reset(&self) {
+        for a in [
+            &self.frames,
+            &self.last_ts,
+            &self.last_arrival_us,
+            &self.interval_ms,
+            &self.jitter_x16,
+            &self.gaps,
+        ] {
+            set(a, 0);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(ms: u64) -> Instant {
+        Instant::from_millis(ms)
+    }
+
+    #[test]
+    fn gaps_are_counted_from_the_timestamps() {
+        let m = LegMedia::default();
+        // 20 ms voice; frames 3 and 4 (ts 60, 80) never arrive.
+        for (ms, ts) in [(0, 0), (20, 20), (40, 40), (100, 100), (120, 120)] {
+            m.record(at(1000 + ms), Timestamp16(ts));
+        }
+        let s = m.snapshot();
+        assert_eq!((s.frames, s.gaps), (5, 2));
+        assert_eq!(s.jitter_us, 0, "arrivals exactly on time");
+        // A pause longer than a second is not loss; wrap-around is fine.
+        m.record(at(4000), Timestamp16(3000));
+        m.record(at(4020), Timestamp16(3020));
+        assert_eq!(m.snapshot().gaps, 2);
+        let w = LegMedia::default();
+        w.record(at(0), Timestamp16(65_520));
+        w.record(at(20), Timestamp16(4));
+        w.record(at(40), Timestamp16(24));
+        assert_eq!(w.snapshot().gaps, 0);
+        // A reordered frame is neither a gap nor a new interval.
+        w.record(at(45), Timestamp16(4));
+        w.record(at(60), Timestamp16(44));
+        assert_eq!(w.snapshot().gaps, 0);
+    }
+
+    #[test]
+    fn jitter_follows_rfc_3550() {
+        let m = LegMedia::default();
+        // Every other frame 10 ms late: |D| alternates 10 ms; J converges
+        // towards 10 ms.
+        let mut t = 0;
+        for k in 0..400u16 {
+            let late = if k % 2 == 1 { 10 } else { 0 };
+            t = u64::from(k) * 20 + late;
+            m.record(at(t), Timestamp16(k * 20));
+        }
+        let j = m.snapshot().jitter_us;
+        assert!((9_000..=10_500).contains(&j), "{j}");
+        let _ = t;
+        m.reset();
+        assert_eq!(m.snapshot(), LegMediaSnapshot::default());
+    }
+}
