@@ -20,6 +20,7 @@
 //! the binary's business, not [`start`]'s.
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod admin;
 pub mod batch;
 pub mod clock;
 mod handoff;

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use iax2_config::Config;
 use trunk_core::relay::{CounterSnapshot, Relay, RelayWorker};
 
+use crate::admin::AdminState;
 use crate::batch::IoSnapshot;
 use crate::clock;
 use crate::socket::{self, DEFAULT_BUFFER_BYTES};
@@ -26,6 +27,8 @@ pub struct GatewayHandle {
     local_addr: SocketAddr,
     stop: Arc<AtomicBool>,
     workers: Vec<Worker>,
+    /// Set once every worker runs.
+    admin: Option<Arc<AdminState>>,
 }
 
 /// Builds the relay for `config`, binds `config.workers` reuseport
@@ -60,6 +63,7 @@ pub fn start(config: &Config) -> io::Result<GatewayHandle> {
         local_addr,
         stop: Arc::new(AtomicBool::new(false)),
         workers: Vec::with_capacity(workers),
+        admin: None,
     };
     let mut polls = (0..workers)
         .map(|_| Worker::poll())
@@ -85,6 +89,20 @@ pub fn start(config: &Config) -> io::Result<GatewayHandle> {
         )?;
         handle.workers.push(worker);
     }
+    handle.admin = Some(Arc::new(AdminState::new(
+        Arc::clone(&handle.relay),
+        handle
+            .workers
+            .iter()
+            .map(|w| Arc::clone(w.counters()))
+            .collect(),
+        handle
+            .workers
+            .iter()
+            .map(|w| Arc::clone(w.alive()))
+            .collect(),
+        local_addr,
+    )));
     tracing::info!(
         listen = %local_addr,
         workers,
@@ -101,6 +119,20 @@ impl GatewayHandle {
     /// The address the workers' sockets are bound to.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// What the admin endpoints read (metrics, status, health).
+    pub fn admin_state(&self) -> Arc<AdminState> {
+        match &self.admin {
+            Some(a) => Arc::clone(a),
+            // Not reachable: `start` sets it before returning the handle.
+            None => Arc::new(AdminState::new(
+                Arc::clone(&self.relay),
+                Vec::new(),
+                Vec::new(),
+                self.local_addr,
+            )),
+        }
     }
 
     /// The relay the workers share (call table, peers).

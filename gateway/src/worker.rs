@@ -124,6 +124,17 @@ pub(crate) struct Worker {
     waker: Arc<Waker>,
     counters: Arc<Counters>,
     io: Arc<IoCounters>,
+    /// False once the thread has ended.
+    alive: Arc<AtomicBool>,
+}
+
+/// Clears a flag when dropped.
+struct ClearOnDrop(Arc<AtomicBool>);
+
+impl Drop for ClearOnDrop {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Relaxed);
+    }
 }
 
 impl Worker {
@@ -173,9 +184,13 @@ impl Worker {
         let io = Arc::new(IoCounters::default());
         let (ready_tx, ready_rx) = mpsc::sync_channel(1);
         let thread_io = Arc::clone(&io);
+        let alive = Arc::new(AtomicBool::new(true));
+        let thread_alive = Arc::clone(&alive);
         let thread = thread::Builder::new()
             .name(format!("iax2-worker-{index}"))
             .spawn(move || {
+                // Cleared however the thread ends, a panic included.
+                let _alive = ClearOnDrop(thread_alive);
                 let driver = make();
                 let counters = driver.counters();
                 // The receiver waits for this; if it is gone, so is the
@@ -211,6 +226,7 @@ impl Worker {
                 waker,
                 counters,
                 io,
+                alive,
             }),
             Err(_) => {
                 // The thread ended before reporting: building the driver
@@ -229,6 +245,11 @@ impl Worker {
     /// The socket counters of this worker.
     pub(crate) fn io(&self) -> &Arc<IoCounters> {
         &self.io
+    }
+
+    /// True while the thread runs.
+    pub(crate) fn alive(&self) -> &Arc<AtomicBool> {
+        &self.alive
     }
 
     /// Interrupts the worker's `poll` so it reads the stop flag.

@@ -1,0 +1,364 @@
+//! `/metrics`: Prometheus exposition built at scrape time from every
+//! worker's counters (docs/METRICS.md is the contract). Nothing here runs
+//! on the packet path.
+
+use std::sync::Arc;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
+use trunk_core::relay::{
+    CallDirection, CallResult, Direction, DropReason, HistogramSnapshot, Kind,
+};
+
+use super::process;
+use super::state::AdminState;
+use super::status::UP_WINDOW_MS;
+use crate::clock;
+
+/// The prefix of every gateway metric.
+const PREFIX: &str = "iax2_gateway_";
+
+/// Reads the gateway's state at each scrape.
+#[derive(Debug)]
+struct GatewayCollector(Arc<AdminState>);
+
+/// Writes one family: a descriptor, then its labelled samples.
+struct Family<'a, 'e> {
+    encoder: &'a mut DescriptorEncoder<'e>,
+}
+
+impl Family<'_, '_> {
+    fn counter<const N: usize>(
+        &mut self,
+        name: &str,
+        help: &str,
+        samples: impl IntoIterator<Item = ([(&'static str, String); N], u64)>,
+    ) -> Result<(), std::fmt::Error> {
+        let full = format!("{PREFIX}{name}");
+        let mut m = self
+            .encoder
+            .encode_descriptor(&full, help, None, MetricType::Counter)?;
+        for (labels, v) in samples {
+            let labels = labels.map(|(k, v)| (k, v));
+            ConstCounter::new(v).encode(m.encode_family(&labels)?)?;
+        }
+        Ok(())
+    }
+
+    fn gauge<const N: usize>(
+        &mut self,
+        name: &str,
+        help: &str,
+        samples: impl IntoIterator<Item = ([(&'static str, String); N], f64)>,
+    ) -> Result<(), std::fmt::Error> {
+        let full = format!("{PREFIX}{name}");
+        let mut m = self
+            .encoder
+            .encode_descriptor(&full, help, None, MetricType::Gauge)?;
+        for (labels, v) in samples {
+            ConstGauge::new(v).encode(m.encode_family(&labels)?)?;
+        }
+        Ok(())
+    }
+
+    fn histogram<const N: usize>(
+        &mut self,
+        name: &str,
+        help: &str,
+        samples: impl IntoIterator<Item = ([(&'static str, String); N], HistogramSnapshot)>,
+    ) -> Result<(), std::fmt::Error> {
+        let full = format!("{PREFIX}{name}");
+        let mut m = self
+            .encoder
+            .encode_descriptor(&full, help, None, MetricType::Histogram)?;
+        for (labels, h) in samples {
+            let mut f = m.encode_family(&labels)?;
+            f.encode_histogram::<NoLabelSet>(h.sum, h.count(), &h.cumulative(), None)?;
+        }
+        Ok(())
+    }
+
+    /// A process metric: standard name, no prefix, no labels.
+    fn process(
+        &mut self,
+        name: &str,
+        help: &str,
+        counter: bool,
+        v: f64,
+    ) -> Result<(), std::fmt::Error> {
+        if counter {
+            let m = self
+                .encoder
+                .encode_descriptor(name, help, None, MetricType::Counter)?;
+            ConstCounter::new(v).encode(m)
+        } else {
+            let m = self
+                .encoder
+                .encode_descriptor(name, help, None, MetricType::Gauge)?;
+            ConstGauge::new(v).encode(m)
+        }
+    }
+}
+
+fn s(v: &str) -> String {
+    v.to_owned()
+}
+
+impl Collector for GatewayCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let state = &*self.0;
+        let relay = &state.relay;
+        let views = relay.peer_views();
+        let peers = state.peers();
+        let totals = state.totals();
+        let now_ms = clock::now().as_millis();
+        let named: Vec<_> = views
+            .iter()
+            .filter_map(|v| peers.get(v.index).map(|c| (v, c)))
+            .collect();
+        let mut f = Family {
+            encoder: &mut encoder,
+        };
+
+        f.gauge(
+            "build_info",
+            "The running build (always 1).",
+            [([("version", s(env!("CARGO_PKG_VERSION")))], 1.0)],
+        )?;
+        f.gauge(
+            "workers",
+            "Worker threads.",
+            [([], state.counters.len() as f64)],
+        )?;
+        #[allow(clippy::cast_precision_loss)]
+        f.gauge(
+            "calls_active",
+            "Calls in the table with a leg on this peer.",
+            named
+                .iter()
+                .map(|(v, _)| ([("peer", v.name.clone())], f64::from(v.active_calls))),
+        )?;
+        f.counter(
+            "calls",
+            "Calls that ended, by peer, side and result.",
+            named.iter().flat_map(|(v, c)| {
+                CallDirection::ALL.iter().flat_map(move |&d| {
+                    CallResult::ALL.iter().map(move |&r| {
+                        (
+                            [
+                                ("peer", v.name.clone()),
+                                ("direction", s(d.label())),
+                                ("result", s(r.label())),
+                            ],
+                            c.calls(d, r),
+                        )
+                    })
+                })
+            }),
+        )?;
+        f.histogram(
+            "call_setup_seconds",
+            "NEW to ANSWER, as relayed.",
+            [([], state.call_setup())],
+        )?;
+        let per_kind = |bytes: bool| {
+            named.iter().flat_map(move |(v, c)| {
+                Direction::ALL.iter().flat_map(move |&d| {
+                    Kind::ALL.iter().map(move |&k| {
+                        (
+                            [
+                                ("peer", v.name.clone()),
+                                ("direction", s(d.label())),
+                                ("kind", s(k.label())),
+                            ],
+                            if bytes {
+                                c.bytes(d, k)
+                            } else {
+                                c.packets(d, k)
+                            },
+                        )
+                    })
+                })
+            })
+        };
+        f.counter(
+            "packets",
+            "Datagrams by peer, direction and kind.",
+            per_kind(false),
+        )?;
+        f.counter(
+            "bytes",
+            "UDP payload bytes by peer, direction and kind.",
+            per_kind(true),
+        )?;
+        let per_dir = |value: &dyn Fn(&trunk_core::relay::PeerSnapshot, Direction) -> u64| {
+            named
+                .iter()
+                .flat_map(|(v, c)| {
+                    Direction::ALL.iter().map(move |&d| {
+                        (
+                            [("peer", v.name.clone()), ("direction", s(d.label()))],
+                            value(c, d),
+                        )
+                    })
+                })
+                .collect::<Vec<_>>()
+        };
+        f.counter(
+            "trunk_frames",
+            "Meta trunk frames by peer and direction.",
+            per_dir(&|c, d| c.packets(d, Kind::Trunk)),
+        )?;
+        f.counter(
+            "trunk_entries",
+            "Entries of meta trunk frames by peer and direction.",
+            per_dir(&|c, d| c.trunk_entries(d)),
+        )?;
+        f.histogram(
+            "trunk_frame_entries",
+            "Entries per trunk frame sent, by peer.",
+            named
+                .iter()
+                .map(|(v, c)| ([("peer", v.name.clone())], c.trunk_frame_entries.clone())),
+        )?;
+        f.counter(
+            "voice_gaps",
+            "Voice frames missing from calls' timestamps as received from the peer.",
+            named
+                .iter()
+                .map(|(v, c)| ([("peer", v.name.clone())], c.voice_gaps)),
+        )?;
+        f.histogram(
+            "jitter_seconds",
+            "Each ended call's interarrival jitter as received from the peer.",
+            named
+                .iter()
+                .map(|(v, c)| ([("peer", v.name.clone())], c.jitter.clone())),
+        )?;
+        f.counter(
+            "drops",
+            "Datagrams dropped, by reason.",
+            DropReason::ALL
+                .iter()
+                .map(|&r| ([("reason", s(r.label()))], totals.drops(r))),
+        )?;
+        let seen = |c: &trunk_core::relay::PeerSnapshot| {
+            (c.last_rx_ms > 0).then(|| now_ms.saturating_sub(c.last_rx_ms - 1))
+        };
+        f.gauge(
+            "peer_up",
+            "1 when the peer was heard from in the last 30 s.",
+            named.iter().map(|(v, c)| {
+                let up = seen(c).is_some_and(|ms| ms <= UP_WINDOW_MS);
+                ([("peer", v.name.clone())], if up { 1.0 } else { 0.0 })
+            }),
+        )?;
+        #[allow(clippy::cast_precision_loss)]
+        f.gauge(
+            "peer_rtt_seconds",
+            "Round trip of the last POKE, PING or LAGRQ relayed to the peer and answered.",
+            named.iter().map(|(v, c)| {
+                let rtt = if c.rtt_at_ms > 0 {
+                    c.rtt_us as f64 / 1e6
+                } else {
+                    f64::NAN
+                };
+                ([("peer", v.name.clone())], rtt)
+            }),
+        )?;
+        #[allow(clippy::cast_precision_loss)]
+        f.gauge(
+            "peer_last_seen_seconds",
+            "Seconds since a datagram last came from the peer (NaN: never).",
+            named.iter().map(|(v, c)| {
+                (
+                    [("peer", v.name.clone())],
+                    seen(c).map_or(f64::NAN, |ms| ms as f64 / 1e3),
+                )
+            }),
+        )?;
+        #[allow(clippy::cast_precision_loss)]
+        {
+            f.gauge(
+                "call_numbers_in_use",
+                "Call numbers neither free nor quarantined.",
+                [([], relay.call_numbers_in_use() as f64)],
+            )?;
+            f.gauge(
+                "call_numbers_capacity",
+                "Call numbers the gateway can hand out.",
+                [([], relay.call_number_capacity() as f64)],
+            )?;
+        }
+        let (ok, failed, last) = state.reloads();
+        f.counter(
+            "config_reloads",
+            "Configuration reloads by result.",
+            [
+                ([("result", s("ok"))], ok),
+                ([("result", s("error"))], failed),
+            ],
+        )?;
+        #[allow(clippy::cast_precision_loss)]
+        f.gauge(
+            "config_last_reload_success_timestamp_seconds",
+            "Unix time of the last successful configuration load.",
+            [([], last as f64)],
+        )?;
+
+        let p = process::read();
+        f.process(
+            "process_cpu_seconds",
+            "User and system CPU time, seconds.",
+            true,
+            p.cpu_seconds,
+        )?;
+        #[allow(clippy::cast_precision_loss)]
+        {
+            f.process(
+                "process_resident_memory_bytes",
+                "Resident memory, bytes.",
+                false,
+                p.resident_bytes as f64,
+            )?;
+            f.process(
+                "process_open_fds",
+                "Open file descriptors.",
+                false,
+                p.open_fds as f64,
+            )?;
+            f.process(
+                "process_max_fds",
+                "The file descriptor limit.",
+                false,
+                p.max_fds as f64,
+            )?;
+        }
+        f.process(
+            "process_start_time_seconds",
+            "Unix time the process started.",
+            false,
+            p.start_time,
+        )?;
+        Ok(())
+    }
+}
+
+/// A registry serving the gateway's metrics.
+pub(crate) fn registry(state: Arc<AdminState>) -> Registry {
+    let mut r = Registry::default();
+    r.register_collector(Box::new(GatewayCollector(state)));
+    r
+}
+
+/// The exposition text (OpenMetrics).
+pub fn encode(state: Arc<AdminState>) -> String {
+    let mut out = String::new();
+    // Writing to a String cannot fail.
+    let _ = prometheus_client::encoding::text::encode(&mut out, &registry(state));
+    out
+}

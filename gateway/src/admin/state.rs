@@ -1,0 +1,123 @@
+//! What the admin endpoints read: the relay and every worker's counters,
+//! shared with the workers, read only at scrape or status time.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use trunk_core::relay::{
+    CounterSnapshot, Counters, HistogramSnapshot, PeerSnapshot, Relay, SETUP_BUCKETS,
+};
+
+/// The gateway as the admin endpoints see it.
+#[derive(Debug)]
+pub struct AdminState {
+    pub(crate) relay: Arc<Relay>,
+    pub(crate) counters: Vec<Arc<Counters>>,
+    /// One per worker: false once its thread has ended.
+    pub(crate) alive: Vec<Arc<AtomicBool>>,
+    pub(crate) listen: SocketAddr,
+    pub(crate) started: SystemTime,
+    reloads_ok: AtomicU64,
+    reloads_failed: AtomicU64,
+    /// Unix seconds of the last successful load (the start, then reloads).
+    last_load: AtomicU64,
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl AdminState {
+    pub(crate) fn new(
+        relay: Arc<Relay>,
+        counters: Vec<Arc<Counters>>,
+        alive: Vec<Arc<AtomicBool>>,
+        listen: SocketAddr,
+    ) -> Self {
+        Self {
+            relay,
+            counters,
+            alive,
+            listen,
+            started: SystemTime::now(),
+            reloads_ok: AtomicU64::new(0),
+            reloads_failed: AtomicU64::new(0),
+            last_load: AtomicU64::new(unix_now()),
+        }
+    }
+
+    /// The relay.
+    pub fn relay(&self) -> &Arc<Relay> {
+        &self.relay
+    }
+
+    /// Counts a configuration reload.
+    pub fn count_reload(&self, ok: bool) {
+        if ok {
+            self.reloads_ok.fetch_add(1, Ordering::Relaxed);
+            self.last_load.store(unix_now(), Ordering::Relaxed);
+        } else {
+            self.reloads_failed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Reloads (ok, failed) and the Unix time of the last good load.
+    pub(crate) fn reloads(&self) -> (u64, u64, u64) {
+        (
+            self.reloads_ok.load(Ordering::Relaxed),
+            self.reloads_failed.load(Ordering::Relaxed),
+            self.last_load.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Whether every worker still runs.
+    pub fn healthy(&self) -> bool {
+        self.alive.iter().all(|a| a.load(Ordering::Relaxed))
+    }
+
+    /// The relay counters summed over the workers.
+    pub(crate) fn totals(&self) -> CounterSnapshot {
+        let mut t = CounterSnapshot::default();
+        for c in &self.counters {
+            t.merge(&c.snapshot());
+        }
+        t
+    }
+
+    /// Each peer's counters summed over the workers, by peer index.
+    pub(crate) fn peers(&self) -> Vec<PeerSnapshot> {
+        let n = self
+            .counters
+            .iter()
+            .map(|c| c.peer_count())
+            .max()
+            .unwrap_or(0);
+        (0..n)
+            .filter_map(|i| {
+                let mut it = self.counters.iter().filter_map(|c| c.peer(i));
+                let mut total = it.next()?.snapshot();
+                for p in it {
+                    total.merge(&p.snapshot());
+                }
+                Some(total)
+            })
+            .collect()
+    }
+
+    /// The setup-time histogram summed over the workers.
+    pub(crate) fn call_setup(&self) -> HistogramSnapshot {
+        let mut h = HistogramSnapshot {
+            bounds: SETUP_BUCKETS,
+            counts: vec![0; SETUP_BUCKETS.len() + 1],
+            sum: 0.0,
+        };
+        for c in &self.counters {
+            h.merge(&c.call_setup.snapshot());
+        }
+        h
+    }
+}
