@@ -21,6 +21,12 @@
 //! trunktimestamps: yes
 //! timeouts:                    # optional, seconds
 //!   call_idle: 60
+//!   drain: 60                  # SIGTERM waits this long for calls to end
+//! admin:                       # optional, the HTTP admin listener
+//!   listen: 127.0.0.1:9569     # the default; `none` turns it off
+//! log:                         # optional
+//!   format: human              # human | json
+//!   level: info                # error | warn | info | debug | trace
 //! peers:                       # required, at least one, in file order
 //!   pbx-a:
 //!     host: 127.0.0.1:14570    # an IP address with optional :port, or dynamic
@@ -76,8 +82,8 @@ use std::path::Path;
 
 pub use error::{ConfigError, ErrorKind};
 pub use model::{
-    CalledPrefix, Config, Peer, PeerHost, PeerKind, PeerName, Route, Timeouts, TrunkFreq, TrunkMtu,
-    TrunkSettings, IAX2_PORT,
+    AdminSettings, CalledPrefix, Config, LogFormat, LogLevel, LogSettings, Peer, PeerHost,
+    PeerKind, PeerName, Route, Timeouts, TrunkFreq, TrunkMtu, TrunkSettings, ADMIN_PORT, IAX2_PORT,
 };
 
 /// The largest configuration file accepted, 1 MiB.

@@ -3,7 +3,7 @@
 //! Every value here has passed validation; the newtypes carry their range
 //! so code that holds one never re-checks it.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::num::{NonZeroU32, NonZeroUsize};
 use std::time::Duration;
 
@@ -11,6 +11,9 @@ use ipnet::IpNet;
 
 /// The default IAX2 port.
 pub const IAX2_PORT: u16 = 4569;
+
+/// The default port of the admin HTTP listener (`admin.listen`).
+pub const ADMIN_PORT: u16 = 9569;
 
 /// A whole gateway configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -25,6 +28,10 @@ pub struct Config {
     pub routes: Vec<Route>,
     /// Call timers.
     pub timeouts: Timeouts,
+    /// The admin HTTP listener (`admin:`).
+    pub admin: AdminSettings,
+    /// Logging (`log:`).
+    pub log: LogSettings,
 }
 
 impl Config {
@@ -270,6 +277,9 @@ pub struct Timeouts {
     /// `callno_quarantine`: a freed call number is not reused for this
     /// long (default 60 s, as Asterisk).
     pub callno_quarantine: Duration,
+    /// `drain`: after SIGTERM the gateway refuses new calls and waits this
+    /// long at most for the calls in its table to end (default 60 s).
+    pub drain: Duration,
 }
 
 impl Default for Timeouts {
@@ -279,7 +289,118 @@ impl Default for Timeouts {
             setup: Duration::from_secs(40),
             hangup_linger: Duration::from_secs(10),
             callno_quarantine: Duration::from_secs(60),
+            drain: Duration::from_secs(60),
         }
+    }
+}
+
+/// The admin HTTP listener: `/metrics`, `/status`, `/healthz`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AdminSettings {
+    /// Where it listens (TCP); `None` when the file says `listen: none`.
+    /// Default `127.0.0.1:9569`: loopback only.
+    pub listen: Option<SocketAddr>,
+}
+
+impl AdminSettings {
+    /// The default listen address, `127.0.0.1:9569`.
+    pub const DEFAULT_LISTEN: SocketAddr =
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), ADMIN_PORT);
+
+    /// No admin listener.
+    pub const DISABLED: Self = Self { listen: None };
+}
+
+impl Default for AdminSettings {
+    fn default() -> Self {
+        Self {
+            listen: Some(Self::DEFAULT_LISTEN),
+        }
+    }
+}
+
+/// Logging settings (`log:`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LogSettings {
+    /// `format`: human-readable lines or one JSON object per line.
+    pub format: LogFormat,
+    /// `level`: the most verbose level logged. `RUST_LOG`, when set,
+    /// overrides it.
+    pub level: LogLevel,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// `human`: one readable line per event (the default).
+    #[default]
+    Human,
+    /// `json`: one JSON object per line, for a log collector.
+    Json,
+}
+
+impl LogFormat {
+    /// Every format, in the order the file documents them.
+    pub const ALL: [Self; 2] = [Self::Human, Self::Json];
+
+    /// The name used in the file and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Human => "human",
+            Self::Json => "json",
+        }
+    }
+
+    /// The format called `name` (any case).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|f| f.as_str().eq_ignore_ascii_case(name.trim()))
+    }
+}
+
+/// The most verbose level logged.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    /// `error`.
+    Error,
+    /// `warn`.
+    Warn,
+    /// `info` (the default).
+    #[default]
+    Info,
+    /// `debug`.
+    Debug,
+    /// `trace`.
+    Trace,
+}
+
+impl LogLevel {
+    /// Every level, least verbose first.
+    pub const ALL: [Self; 5] = [
+        Self::Error,
+        Self::Warn,
+        Self::Info,
+        Self::Debug,
+        Self::Trace,
+    ];
+
+    /// The name used in the file (and by `RUST_LOG`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Error => "error",
+            Self::Warn => "warn",
+            Self::Info => "info",
+            Self::Debug => "debug",
+            Self::Trace => "trace",
+        }
+    }
+
+    /// The level called `name` (any case).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|l| l.as_str().eq_ignore_ascii_case(name.trim()))
     }
 }
 

@@ -20,6 +20,8 @@ pub(crate) struct RawConfig {
     pub(crate) trunkmtu: Option<Spanned<i64>>,
     pub(crate) trunktimestamps: Option<Spanned<bool>>,
     pub(crate) timeouts: Option<Spanned<RawTimeouts>>,
+    pub(crate) admin: Option<Spanned<RawAdmin>>,
+    pub(crate) log: Option<Spanned<RawLog>>,
     pub(crate) peers: Spanned<PeerMap>,
     pub(crate) routes: Spanned<Vec<Spanned<RawRoute>>>,
 }
@@ -32,6 +34,23 @@ pub(crate) struct RawTimeouts {
     pub(crate) setup: Option<Spanned<i64>>,
     pub(crate) hangup_linger: Option<Spanned<i64>>,
     pub(crate) callno_quarantine: Option<Spanned<i64>>,
+    pub(crate) drain: Option<Spanned<i64>>,
+}
+
+/// `admin:`, the admin HTTP listener.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAdmin {
+    /// An address, or `none`.
+    pub(crate) listen: Option<Spanned<String>>,
+}
+
+/// `log:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawLog {
+    pub(crate) format: Option<Spanned<String>>,
+    pub(crate) level: Option<Spanned<String>>,
 }
 
 /// One entry under `peers:`.

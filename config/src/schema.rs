@@ -35,9 +35,16 @@ pub(crate) const PEER: &str =
     "a map with host and kind, and optionally trunk, trunkfreq, trunkmtu, trunktimestamps, permit, deny, maxcalls";
 pub(crate) const ROUTES: &str = "a list of routes, at least one";
 pub(crate) const ROUTE: &str = "a map with to, and optionally from and prefix";
-pub(crate) const TIMEOUTS: &str = "a map with call_idle, setup, hangup_linger, callno_quarantine";
+pub(crate) const TIMEOUTS: &str =
+    "a map with call_idle, setup, hangup_linger, callno_quarantine, drain";
+pub(crate) const ADMIN: &str = "a map with listen";
+pub(crate) const ADMIN_LISTEN: &str =
+    "an IP address with optional :port (default 9569), e.g. 127.0.0.1:9569, or none (no admin listener)";
+pub(crate) const LOG: &str = "a map with format and level";
+pub(crate) const LOG_FORMAT: &str = "human or json";
+pub(crate) const LOG_LEVEL: &str = "error, warn, info, debug or trace";
 pub(crate) const TOP: &str =
-    "a map with peers and routes, and optionally listen, workers, trunkfreq, trunkmtu, trunktimestamps, timeouts";
+    "a map with peers and routes, and optionally listen, workers, trunkfreq, trunkmtu, trunktimestamps, timeouts, admin, log";
 
 const NUMBER: &str = "a whole number";
 const BOOLEAN: &str = "a boolean";
@@ -63,11 +70,19 @@ pub(crate) fn expected_at(path: &[Segment]) -> Option<Expect> {
             "trunkmtu" => expect(NUMBER, TRUNKMTU),
             "trunktimestamps" => expect(BOOLEAN, BOOL),
             "timeouts" => expect(MAP, TIMEOUTS),
+            "admin" => expect(MAP, ADMIN),
+            "log" => expect(MAP, LOG),
             "peers" => expect(MAP, PEERS),
             "routes" => expect(LIST, ROUTES),
             _ => return None,
         },
         [top, Key(_)] if key(top)? == "timeouts" => expect(NUMBER, SECONDS),
+        [top, Key(k)] if key(top)? == "admin" && k == "listen" => expect(TEXT, ADMIN_LISTEN),
+        [top, Key(k)] if key(top)? == "log" => match k.as_str() {
+            "format" => expect(TEXT, LOG_FORMAT),
+            "level" => expect(TEXT, LOG_LEVEL),
+            _ => return None,
+        },
         [top, Key(_)] if key(top)? == "peers" => expect(MAP, PEER),
         [top, Index(_)] if key(top)? == "routes" => expect(MAP, ROUTE),
         [top, Key(_), Key(k)] if key(top)? == "peers" => match k.as_str() {
@@ -116,6 +131,11 @@ mod tests {
         assert_eq!(at(&["peers", "a", "deny", "3"]), Some(NET));
         assert_eq!(at(&["routes", "0", "prefix"]), Some(PREFIX));
         assert_eq!(at(&["timeouts", "setup"]), Some(SECONDS));
+        assert_eq!(at(&["timeouts", "drain"]), Some(SECONDS));
+        assert_eq!(at(&["admin"]), Some(ADMIN));
+        assert_eq!(at(&["admin", "listen"]), Some(ADMIN_LISTEN));
+        assert_eq!(at(&["log", "level"]), Some(LOG_LEVEL));
+        assert_eq!(at(&["log", "nope"]), None);
         assert_eq!(at(&["nope"]), None);
         assert_eq!(at(&["peers", "a", "nope"]), None);
     }

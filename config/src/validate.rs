@@ -13,10 +13,10 @@ use serde_saphyr::Spanned;
 use crate::error::{ConfigError, ErrorKind};
 use crate::locate::shorten;
 use crate::model::{
-    CalledPrefix, Config, Peer, PeerHost, PeerKind, PeerName, Route, Timeouts, TrunkFreq, TrunkMtu,
-    TrunkSettings, IAX2_PORT,
+    AdminSettings, CalledPrefix, Config, LogFormat, LogLevel, LogSettings, Peer, PeerHost,
+    PeerKind, PeerName, Route, Timeouts, TrunkFreq, TrunkMtu, TrunkSettings, ADMIN_PORT, IAX2_PORT,
 };
-use crate::raw::{RawConfig, RawPeer, RawRoute, RawTimeouts};
+use crate::raw::{RawAdmin, RawConfig, RawLog, RawPeer, RawRoute, RawTimeouts};
 use crate::schema;
 
 /// Most worker threads.
@@ -140,7 +140,58 @@ impl Check<'_> {
                 "timeouts.callno_quarantine",
                 default.callno_quarantine,
             )?,
+            drain: self.seconds(t.drain.as_ref(), "timeouts.drain", default.drain)?,
         })
+    }
+
+    fn admin(&self, raw: Option<&Spanned<RawAdmin>>) -> Result<AdminSettings, ConfigError> {
+        let Some(listen) = raw.and_then(|a| a.value.listen.as_ref()) else {
+            return Ok(AdminSettings::default());
+        };
+        let text = listen.value.trim();
+        if text.eq_ignore_ascii_case("none") {
+            return Ok(AdminSettings::DISABLED);
+        }
+        match parse_addr_or_port(text, ADMIN_PORT) {
+            Some(addr) => Ok(AdminSettings { listen: Some(addr) }),
+            None => Err(self.error(
+                listen,
+                "admin.listen",
+                format!(
+                    "`{}` is not an IP address with optional port, nor none",
+                    shorten(text, 60)
+                ),
+                Some(schema::ADMIN_LISTEN),
+            )),
+        }
+    }
+
+    fn log(&self, raw: Option<&Spanned<RawLog>>) -> Result<LogSettings, ConfigError> {
+        let mut settings = LogSettings::default();
+        let Some(raw) = raw else {
+            return Ok(settings);
+        };
+        if let Some(format) = &raw.value.format {
+            settings.format = LogFormat::from_name(&format.value).ok_or_else(|| {
+                self.error(
+                    format,
+                    "log.format",
+                    format!("`{}` is not a log format", shorten(&format.value, 60)),
+                    Some(schema::LOG_FORMAT),
+                )
+            })?;
+        }
+        if let Some(level) = &raw.value.level {
+            settings.level = LogLevel::from_name(&level.value).ok_or_else(|| {
+                self.error(
+                    level,
+                    "log.level",
+                    format!("`{}` is not a log level", shorten(&level.value, 60)),
+                    Some(schema::LOG_LEVEL),
+                )
+            })?;
+        }
+        Ok(settings)
     }
 
     fn listen(&self, raw: Option<&Spanned<String>>) -> Result<SocketAddr, ConfigError> {
@@ -370,6 +421,11 @@ impl Check<'_> {
 
 /// `IP`, `IP:port`, `[IPv6]` or `[IPv6]:port`; port 4569 when absent.
 fn parse_addr(text: &str) -> Option<SocketAddr> {
+    parse_addr_or_port(text, IAX2_PORT)
+}
+
+/// As [`parse_addr`], with `port` when the text has none.
+fn parse_addr_or_port(text: &str, port: u16) -> Option<SocketAddr> {
     if let Ok(addr) = text.parse::<SocketAddr>() {
         return Some(addr);
     }
@@ -379,7 +435,7 @@ fn parse_addr(text: &str) -> Option<SocketAddr> {
         .unwrap_or(text);
     bare.parse::<IpAddr>()
         .ok()
-        .map(|ip| SocketAddr::new(ip, IAX2_PORT))
+        .map(|ip| SocketAddr::new(ip, port))
 }
 
 /// The default worker count: the available cores, at most 256.
@@ -418,6 +474,8 @@ pub(crate) fn validate(raw: RawConfig, file: &str) -> Result<Config, ConfigError
             .map_or(defaults.timestamps, |t| t.value),
     };
     let timeouts = c.timeouts(raw.timeouts.as_ref())?;
+    let admin = c.admin(raw.admin.as_ref())?;
+    let log = c.log(raw.log.as_ref())?;
 
     if raw.peers.value.0.is_empty() {
         return Err(c.error(
@@ -490,6 +548,8 @@ pub(crate) fn validate(raw: RawConfig, file: &str) -> Result<Config, ConfigError
         peers,
         routes,
         timeouts,
+        admin,
+        log,
     })
 }
 

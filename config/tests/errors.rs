@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use iax2_config::{
-    from_yaml_str, load, CalledPrefix, Config, ConfigError, ErrorKind, PeerHost, PeerKind,
-    PeerName, Timeouts, TrunkFreq, TrunkMtu, TrunkSettings, MAX_FILE_BYTES,
+    from_yaml_str, load, AdminSettings, CalledPrefix, Config, ConfigError, ErrorKind, LogFormat,
+    LogLevel, LogSettings, PeerHost, PeerKind, PeerName, Timeouts, TrunkFreq, TrunkMtu,
+    TrunkSettings, MAX_FILE_BYTES,
 };
 
 /// A small valid file the cases below break one key at a time.
@@ -51,7 +52,7 @@ fn unknown_top_level_key() {
     assert_eq!(
         e.to_string(),
         "site.yaml:2:1: bogus: unknown key `bogus`; allowed: the keys listen, workers, \
-         trunkfreq, trunkmtu, trunktimestamps, timeouts, peers, routes"
+         trunkfreq, trunkmtu, trunktimestamps, timeouts, admin, log, peers, routes"
     );
     assert_eq!((e.line, e.column), (2, 1));
     assert_eq!(e.key_path, "bogus");
@@ -80,7 +81,7 @@ fn unknown_key_in_timeouts_and_routes() {
     assert!(e
         .allowed
         .unwrap()
-        .contains("call_idle, setup, hangup_linger, callno_quarantine"));
+        .contains("call_idle, setup, hangup_linger, callno_quarantine, drain"));
     let e = err(&with("    to: gw", "    to: gw\n    via: pbx"));
     assert_eq!(
         (e.line, e.column, e.key_path.as_str()),
@@ -219,6 +220,159 @@ fn other_ranges() {
         e.to_string(),
         "site.yaml:5:15: peers.pbx.maxcalls: 32768 is out of range; allowed: 1 to 32767 (calls)"
     );
+}
+
+#[test]
+fn drain_timeout() {
+    let c = from_yaml_str(&format!("timeouts:\n  drain: 1\n{BASE}"), "site.yaml").unwrap();
+    assert_eq!(c.timeouts.drain, Duration::from_secs(1));
+    assert_eq!(c.timeouts.setup, Timeouts::default().setup);
+    let e = err(&format!("timeouts:\n  drain: 0\n{BASE}"));
+    assert_eq!(
+        e.to_string(),
+        "site.yaml:2:10: timeouts.drain: 0 is out of range; allowed: 1 to 86400 (seconds)"
+    );
+    assert_eq!(e.kind, ErrorKind::Invalid);
+    let e = err(&format!("timeouts:\n  drain: 86401\n{BASE}"));
+    assert_eq!(
+        (e.line, e.column, e.key_path.as_str()),
+        (2, 10, "timeouts.drain")
+    );
+    let e = err(&format!("timeouts:\n  drain: soon\n{BASE}"));
+    assert_eq!(
+        e.to_string(),
+        "site.yaml:2:10: timeouts.drain: expected a whole number, found `soon`; allowed: 1 to \
+         86400 (seconds)"
+    );
+}
+
+#[test]
+fn admin_listener() {
+    let listen = |yaml: &str| {
+        from_yaml_str(&format!("{yaml}{BASE}"), "site.yaml")
+            .unwrap()
+            .admin
+            .listen
+    };
+    let addr = |s: &str| Some(s.parse::<SocketAddr>().unwrap());
+    assert_eq!(listen(""), addr("127.0.0.1:9569"));
+    assert_eq!(listen("admin: {}\n"), addr("127.0.0.1:9569"));
+    assert_eq!(
+        listen("admin:\n  listen: 0.0.0.0:8080\n"),
+        addr("0.0.0.0:8080")
+    );
+    // The port defaults to 9569, not the IAX2 port.
+    assert_eq!(
+        listen("admin:\n  listen: 10.0.0.5\n"),
+        addr("10.0.0.5:9569")
+    );
+    assert_eq!(listen("admin:\n  listen: \"[::1]\"\n"), addr("[::1]:9569"));
+    // The same address as the IAX2 listener is fine: TCP, not UDP.
+    assert_eq!(
+        listen("listen: 127.0.0.1:9569\nadmin:\n  listen: 127.0.0.1:9569\n"),
+        addr("127.0.0.1:9569")
+    );
+    // `none`, in any case, turns it off.
+    assert_eq!(listen("admin:\n  listen: none\n"), None);
+    assert_eq!(listen("admin: {listen: None}\n"), None);
+    assert_eq!(
+        from_yaml_str(&format!("admin: {{listen: none}}\n{BASE}"), "s.yaml")
+            .unwrap()
+            .admin,
+        AdminSettings::DISABLED
+    );
+
+    let e = err(&format!("admin:\n  listen: localhost:9569\n{BASE}"));
+    assert_eq!(
+        e.to_string(),
+        "site.yaml:2:11: admin.listen: `localhost:9569` is not an IP address with optional \
+         port, nor none; allowed: an IP address with optional :port (default 9569), e.g. \
+         127.0.0.1:9569, or none (no admin listener)"
+    );
+    assert_eq!(e.kind, ErrorKind::Invalid);
+    let e = err(&format!("admin:\n  listen: off\n{BASE}"));
+    assert_eq!(
+        (e.line, e.column, e.key_path.as_str()),
+        (2, 11, "admin.listen")
+    );
+    let e = err(&format!("admin:\n  listen: [127.0.0.1]\n{BASE}"));
+    assert_eq!(e.kind, ErrorKind::WrongType);
+    assert_eq!(
+        e.to_string(),
+        "site.yaml:2:11: admin.listen: expected a single value, found a list; allowed: an IP \
+         address with optional :port (default 9569), e.g. 127.0.0.1:9569, or none (no admin \
+         listener)"
+    );
+    let e = err(&format!("admin:\n  enabled: false\n{BASE}"));
+    assert_eq!(
+        e.to_string(),
+        "site.yaml:2:3: admin.enabled: unknown key `enabled`; allowed: the keys listen"
+    );
+    assert_eq!(e.kind, ErrorKind::UnknownKey);
+    let e = err(&format!("admin: 127.0.0.1:9569\n{BASE}"));
+    assert_eq!(
+        e.to_string(),
+        "site.yaml:1:8: admin: expected a map, found `127.0.0.1:9569`; allowed: a map with listen"
+    );
+}
+
+#[test]
+fn log_settings() {
+    let log = |yaml: &str| {
+        from_yaml_str(&format!("{yaml}{BASE}"), "site.yaml")
+            .unwrap()
+            .log
+    };
+    assert_eq!(log("log: {}\n"), LogSettings::default());
+    assert_eq!(
+        log("log:\n  format: json\n"),
+        LogSettings {
+            format: LogFormat::Json,
+            level: LogLevel::Info,
+        }
+    );
+    assert_eq!(
+        log("log:\n  level: WARN\n  format: Human\n"),
+        LogSettings {
+            format: LogFormat::Human,
+            level: LogLevel::Warn,
+        }
+    );
+    for level in LogLevel::ALL {
+        let got = log(&format!("log: {{level: {}}}\n", level.as_str())).level;
+        assert_eq!(got, level);
+    }
+
+    let e = err(&format!("log:\n  format: logfmt\n{BASE}"));
+    assert_eq!(
+        e.to_string(),
+        "site.yaml:2:11: log.format: `logfmt` is not a log format; allowed: human or json"
+    );
+    assert_eq!(e.kind, ErrorKind::Invalid);
+    let e = err(&format!("log:\n  level: verbose\n{BASE}"));
+    assert_eq!(
+        e.to_string(),
+        "site.yaml:2:10: log.level: `verbose` is not a log level; allowed: error, warn, info, \
+         debug or trace"
+    );
+    let e = err(&format!("log:\n  level: [info]\n{BASE}"));
+    assert_eq!(
+        (e.line, e.column, e.key_path.as_str(), e.kind),
+        (2, 10, "log.level", ErrorKind::WrongType)
+    );
+    assert_eq!(
+        e.allowed.as_deref(),
+        Some("error, warn, info, debug or trace")
+    );
+    let e = err(&format!("log:\n  file: /var/log/gw.log\n{BASE}"));
+    assert_eq!(
+        e.to_string(),
+        "site.yaml:2:3: log.file: unknown key `file`; allowed: the keys format, level"
+    );
+    let e = err(&format!("log: json\n{BASE}"));
+    assert_eq!((e.line, e.column, e.key_path.as_str()), (1, 6, "log"));
+    assert_eq!(e.message, "expected a map, found `json`");
+    assert_eq!(e.allowed.as_deref(), Some("a map with format and level"));
 }
 
 #[test]
@@ -492,6 +646,17 @@ fn defaults() {
     assert_eq!(c.timeouts.setup, Duration::from_secs(40));
     assert_eq!(c.timeouts.hangup_linger, Duration::from_secs(10));
     assert_eq!(c.timeouts.callno_quarantine, Duration::from_secs(60));
+    assert_eq!(c.timeouts.drain, Duration::from_secs(60));
+    assert_eq!(c.admin, AdminSettings::default());
+    assert_eq!(
+        c.admin.listen,
+        Some("127.0.0.1:9569".parse::<SocketAddr>().unwrap())
+    );
+    assert_eq!(c.log, LogSettings::default());
+    assert_eq!(
+        (c.log.format, c.log.level),
+        (LogFormat::Human, LogLevel::Info)
+    );
 
     assert_eq!(c.peers.len(), 2);
     let pbx = &c.peers[0];
@@ -527,7 +692,10 @@ workers: 3
 trunkfreq: 30
 trunkmtu: 1400
 trunktimestamps: no
-timeouts: {call_idle: 61, setup: 41, hangup_linger: 11, callno_quarantine: 62}
+timeouts: {call_idle: 61, setup: 41, hangup_linger: 11, callno_quarantine: 62, drain: 63}
+admin:
+  listen: \"[::1]:9000\"
+log: {format: JSON, level: debug}
 peers:
   a:
     host: \"::1\"
@@ -559,6 +727,15 @@ routes:
     assert_eq!(c.workers.get(), 3);
     assert_eq!(c.timeouts.call_idle, Duration::from_secs(61));
     assert_eq!(c.timeouts.callno_quarantine, Duration::from_secs(62));
+    assert_eq!(c.timeouts.drain, Duration::from_secs(63));
+    assert_eq!(c.admin.listen, Some("[::1]:9000".parse().unwrap()));
+    assert_eq!(
+        c.log,
+        LogSettings {
+            format: LogFormat::Json,
+            level: LogLevel::Debug,
+        }
+    );
     let a = c.peer("a").unwrap();
     assert_eq!(a.host, PeerHost::Static("[::1]:4569".parse().unwrap()));
     assert_eq!(a.kind, PeerKind::Pbx);
@@ -591,6 +768,13 @@ fn example_files_load() {
     let b = load(&example("site-b.yaml")).unwrap();
     assert_eq!(a.listen, "127.0.0.1:14569".parse::<SocketAddr>().unwrap());
     assert_eq!(b.listen, "127.0.0.1:24569".parse::<SocketAddr>().unwrap());
+    // Two gateways on one host: an admin port each.
+    assert_eq!(a.admin.listen, Some("127.0.0.1:19569".parse().unwrap()));
+    assert_eq!(b.admin.listen, Some("127.0.0.1:29569".parse().unwrap()));
+    for c in [&a, &b] {
+        assert_eq!(c.timeouts, Timeouts::default());
+        assert_eq!(c.log, LogSettings::default());
+    }
     let names = |c: &Config| {
         c.peers
             .iter()

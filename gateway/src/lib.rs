@@ -13,7 +13,9 @@
 //!   from its own `mio::Poll`, with a bounded receive budget per wakeup;
 //! - [`start`] builds the shared [`Relay`](trunk_core::relay::Relay),
 //!   spawns the workers and returns a [`GatewayHandle`] that reads the
-//!   merged counters and stops them.
+//!   merged counters and stops them;
+//! - [`lifecycle`] drains a gateway (SIGTERM: no new calls, the others
+//!   finish) and tells systemd how it is doing (`sd_notify`).
 //!
 //! Nothing here is process-wide except the clock origin ([`clock`]):
 //! several gateways may run in one process (tests do), and signals are
@@ -24,6 +26,7 @@ pub mod admin;
 pub mod batch;
 pub mod clock;
 mod handoff;
+pub mod lifecycle;
 mod ratelimit;
 pub mod runtime;
 pub mod socket;
@@ -31,4 +34,5 @@ pub mod steering;
 mod worker;
 
 pub use batch::{IoCounters, IoSnapshot};
+pub use lifecycle::{DrainEnd, DrainOutcome};
 pub use runtime::{start, GatewayHandle};

@@ -75,6 +75,8 @@ fn site(listen: &str, pbx: &str, far_gw: &str) -> Config {
         ],
         routes: vec![route("pbx", "gw"), route("gw", "pbx")],
         timeouts: Timeouts::default(),
+        admin: Default::default(),
+        log: Default::default(),
     }
 }
 

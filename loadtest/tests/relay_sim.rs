@@ -105,6 +105,8 @@ fn site(listen: &str, pbx: &str, rej: Option<&str>, far_gw: &str, trunk: TrunkSe
         peers,
         routes,
         timeouts: Timeouts::default(),
+        admin: Default::default(),
+        log: Default::default(),
     }
 }
 

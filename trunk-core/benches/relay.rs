@@ -84,6 +84,8 @@ fn setup() -> Setup {
             to: name("gw"),
         }],
         timeouts: Timeouts::default(),
+        admin: Default::default(),
+        log: Default::default(),
     };
     let now = Instant::from_millis(10);
     let mut worker = RelayWorker::new(Arc::new(Relay::new(&config, now, 5)), 0);

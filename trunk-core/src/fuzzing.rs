@@ -332,6 +332,8 @@ pub fn relay(mut data: &[u8]) {
             },
         ],
         timeouts: Timeouts::default(),
+        admin: Default::default(),
+        log: Default::default(),
     };
     let mut now = Instant::from_millis(1);
     let relay = Arc::new(Relay::new(&config, now, 7));

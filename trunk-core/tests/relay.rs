@@ -58,6 +58,8 @@ fn site(listen: &str, pbx: &str, gw: &str, trunk: TrunkSettings) -> Config {
         ],
         routes: vec![route("pbx", Some("6"), "gw"), route("gw", None, "pbx")],
         timeouts: Timeouts::default(),
+        admin: Default::default(),
+        log: Default::default(),
     }
 }
 
@@ -824,6 +826,8 @@ fn single(peers: Vec<Peer>, routes: Vec<Route>) -> (RelayWorker, Instant) {
         peers,
         routes,
         timeouts: Timeouts::default(),
+        admin: Default::default(),
+        log: Default::default(),
     };
     let now = Instant::from_millis(5);
     (
@@ -944,6 +948,8 @@ fn each_worker_relays_its_own_calls_entries_of_a_mixed_trunk_frame() {
         ],
         routes: vec![route("ast", None, "far"), route("far", None, "ast")],
         timeouts: Timeouts::default(),
+        admin: Default::default(),
+        log: Default::default(),
     };
     let now = Instant::from_millis(5);
     let relay = Arc::new(Relay::new(&config, now, 3));
@@ -1322,4 +1328,119 @@ fn a_dynamic_peer_is_learned_from_its_signalling_only() {
     let out = feed(&mut w, now, GW_B, &new_frame(701, "1"));
     assert_eq!(out[0].0, addr("10.1.2.3:5000"));
     w.relay().check_invariants().unwrap();
+}
+
+#[test]
+fn a_draining_relay_refuses_new_calls_with_cause_42_and_keeps_the_rest() {
+    use trunk_core::relay::{CallDirection, CallResult};
+    use trunk_core::wire::{IeBlock, IeLookup};
+    let mut pair = Pair::new(TrunkSettings::default());
+    let (a_sees, b_sees) = set_up(&mut pair);
+    assert!(!pair.a.relay().is_draining());
+    pair.a.relay().set_draining(true);
+    assert!(pair.a.relay().is_draining());
+    let refused = |out: &[(SocketAddr, Vec<u8>)], to: &str| {
+        assert_eq!(out.len(), 1, "{out:?}");
+        let f = full(&out[0].1);
+        assert_eq!(
+            (out[0].0, f.iax_subclass()),
+            (addr(to), Some(IaxSubclass::Reject))
+        );
+        let ies = IeBlock::new_checked(f.payload()).unwrap();
+        assert_eq!(
+            ies.causecode(),
+            Ok(Some(42)),
+            "switching equipment congestion"
+        );
+        (f.source_call_number(), f.dest_call_number())
+    };
+
+    // A NEW from the PBX: a stateless REJECT, cause 42, and no state.
+    let out = pair.deliver(PBX_A, GW_A, &new_frame(101, "600"));
+    assert_eq!(refused(&out, PBX_A), (CallNumber::STATELESS, cn(101)));
+    assert_eq!(pair.a.relay().active_calls(), 1);
+    assert_eq!(pair.b.relay().active_calls(), 1, "nothing crossed the WAN");
+    let sa = pair.a.counters().snapshot();
+    assert_eq!(
+        (sa.drops(DropReason::Draining), sa.calls_created),
+        (1, 1),
+        "counted as draining; only the first call was created"
+    );
+    assert_eq!(sa.drops(DropReason::CallLimit), 0);
+    let pbx = pair.a.counters().peer(0).unwrap().snapshot();
+    assert_eq!(pbx.calls(CallDirection::In, CallResult::Refused), 1);
+    // A NEW from the far side is refused too; gateway B (not draining)
+    // relays the REJECT to PBX B, cause and all.
+    let out = pair.deliver(PBX_B, GW_B, &new_frame(201, "600"));
+    refused(&out, PBX_B);
+    assert_eq!(pair.a.counters().snapshot().drops(DropReason::Draining), 2);
+
+    // POKE and REGREQ still cross, so the PBXs stay qualified and
+    // registered while the calls finish.
+    let poke = iax(300, 0, 7, 0, 0, IaxSubclass::Poke, IeList::new());
+    let out = pair.deliver(PBX_A, GW_A, &poke);
+    assert_eq!(
+        (out[0].0, full(&out[0].1).iax_subclass()),
+        (addr(PBX_B), Some(IaxSubclass::Poke))
+    );
+    let user = IeList::new().with(Ie::string(IeType::Username, "siteA").unwrap());
+    let out = pair.deliver(
+        PBX_A,
+        GW_A,
+        &iax(400, 0, 1, 0, 0, IaxSubclass::RegReq, user),
+    );
+    assert_eq!(
+        (out[0].0, full(&out[0].1).iax_subclass()),
+        (addr(PBX_B), Some(IaxSubclass::RegReq))
+    );
+    // Three entries, one call: the drain waits for the call alone.
+    assert_eq!(
+        (pair.a.relay().active_calls(), pair.a.relay().call_entries()),
+        (3, 1)
+    );
+
+    // The call already up goes on: voice both ways, signalling too.
+    assert!(pair
+        .deliver(PBX_A, GW_A, &mini(100, 1000, 7, 160))
+        .is_empty());
+    pair.deliver(PBX_B, GW_B, &mini(200, 1000, 8, 160));
+    let out = pair.advance(20);
+    let to = |who: &str| {
+        out.iter()
+            .filter(|(d, b)| *d == addr(who) && MiniFrame::new_checked(&b[..]).is_ok())
+            .count()
+    };
+    assert_eq!((to(PBX_A), to(PBX_B)), (1, 1), "{out:?}");
+    let out = pair.deliver(
+        PBX_A,
+        GW_A,
+        &iax(100, a_sees, 5000, 1, 1, IaxSubclass::Hangup, IeList::new()),
+    );
+    assert_eq!(
+        (out[0].0, full(&out[0].1).dest_call_number()),
+        (addr(PBX_B), cn(200))
+    );
+    let out = pair.deliver(
+        PBX_B,
+        GW_B,
+        &iax(200, b_sees, 5000, 1, 2, IaxSubclass::Ack, IeList::new()),
+    );
+    assert_eq!(out[0].0, addr(PBX_A));
+    // After the linger the call is gone; the unanswered POKE and REGREQ
+    // wait for their setup timer.
+    pair.advance(11_000);
+    assert_eq!(pair.a.relay().call_entries(), 0, "the drain is over");
+    pair.advance(34_000);
+    assert_eq!(pair.a.relay().active_calls(), 0);
+    check(&pair);
+
+    // A drain can be called off: calls are taken again.
+    pair.a.relay().set_draining(false);
+    let out = pair.deliver(PBX_A, GW_A, &new_frame(102, "600"));
+    assert_eq!(
+        (out[0].0, full(&out[0].1).iax_subclass()),
+        (addr(PBX_B), Some(IaxSubclass::New))
+    );
+    assert_eq!(pair.a.counters().snapshot().drops(DropReason::Draining), 2);
+    check(&pair);
 }

@@ -73,6 +73,8 @@ fn relay_media_path_does_not_allocate() {
             to: PeerName::new("gw").unwrap(),
         }],
         timeouts: Timeouts::default(),
+        admin: Default::default(),
+        log: Default::default(),
     };
     let mut now = Instant::from_millis(10);
     let mut worker = RelayWorker::new(Arc::new(Relay::new(&config, now, 3)), 0);

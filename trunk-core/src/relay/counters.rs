@@ -53,6 +53,8 @@ drop_reasons! {
     TooBig = "too_big",
     /// The send queue was full.
     QueueFull = "queue_full",
+    /// A NEW refused because the gateway is draining (after SIGTERM).
+    Draining = "draining",
 }
 
 impl DropReason {

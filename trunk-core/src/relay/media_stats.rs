@@ -30,7 +30,7 @@ pub(crate) struct LegMedia {
     gaps: AtomicU64,
 }
 
-/// A reading of [`LegMedia`].
+/// What the relay saw of one call leg's voice.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LegMediaSnapshot {
     /// Voice frames received.

@@ -101,6 +101,9 @@ pub struct Relay {
     /// worker `n % workers`, the one the gateway's steering gives that
     /// call's own frames.
     workers: usize,
+    /// Set while the gateway drains: NEWs are refused (see
+    /// [`Relay::set_draining`]).
+    draining: std::sync::atomic::AtomicBool,
 }
 
 impl Relay {
@@ -130,7 +133,44 @@ impl Relay {
             table: CallTable::new(seed),
             epoch: now,
             workers: config.workers.get(),
+            draining: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Starts (`true`) or ends a drain. While draining, a NEW is refused
+    /// at once with a stateless REJECT, Q.850 cause 42 (switching
+    /// equipment congestion, so it tells apart from a `maxcalls` refusal,
+    /// 34), and counted as [`DropReason::Draining`]; it creates nothing.
+    /// Calls already in the table go on; POKE and REGREQ still pass, so
+    /// the PBXs keep qualifying and registering while calls finish.
+    pub fn set_draining(&self, draining: bool) {
+        self.draining
+            .store(draining, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether the relay is draining (see [`set_draining`](Self::set_draining)).
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Calls (opened by a NEW: setting up, up or lingering) in the table,
+    /// without the POKE and registration exchanges that
+    /// [`active_calls`](Self::active_calls) counts too. A drain waits for
+    /// these alone: PBXs qualifying and registering through the gateway
+    /// would otherwise keep the table from emptying. Walks the table with
+    /// each entry's read lock: for a drain's wait, not the packet path.
+    pub fn call_entries(&self) -> usize {
+        self.table
+            .occupied_numbers()
+            .filter(|&ours| {
+                self.table.slot(ours).is_some_and(|slot| {
+                    slot.call
+                        .read()
+                        .as_ref()
+                        .is_some_and(|c| c.purpose == call::Purpose::Call)
+                })
+            })
+            .count()
     }
 
     /// The worker that owns the media a peer sends with call number

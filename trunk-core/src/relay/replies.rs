@@ -50,6 +50,8 @@ pub(crate) enum Cause {
     DestinationOutOfOrder,
     /// 34: no circuit/channel available (a call limit was reached).
     Congestion,
+    /// 42: switching equipment congestion (the gateway is draining).
+    SwitchingCongestion,
 }
 
 impl Cause {
@@ -58,6 +60,7 @@ impl Cause {
             Self::NoRoute => 3,
             Self::DestinationOutOfOrder => 27,
             Self::Congestion => 34,
+            Self::SwitchingCongestion => 42,
         }
     }
 
@@ -66,6 +69,7 @@ impl Cause {
             Self::NoRoute => "No route to destination",
             Self::DestinationOutOfOrder => "Destination out of order",
             Self::Congestion => "No circuit/channel available",
+            Self::SwitchingCongestion => "Switching equipment congestion",
         }
     }
 }

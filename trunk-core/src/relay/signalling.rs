@@ -183,6 +183,10 @@ impl RelayWorker {
                 this.counters.replies_sent.incr();
             }
         };
+        // Draining: no new call, and no state for it (Relay::set_draining).
+        if purpose == Purpose::Call && relay.is_draining() {
+            return refuse(self, out, Cause::SwitchingCongestion, DropReason::Draining);
+        }
         let Some(egress) = relay.route(ingress, called) else {
             return refuse(self, out, Cause::NoRoute, DropReason::NoRoute);
         };
