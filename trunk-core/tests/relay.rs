@@ -1444,3 +1444,117 @@ fn a_draining_relay_refuses_new_calls_with_cause_42_and_keeps_the_rest() {
     assert_eq!(pair.a.counters().snapshot().drops(DropReason::Draining), 2);
     check(&pair);
 }
+
+/// Site A's configuration with extra peers and routes.
+fn site_a_with(extra_peers: Vec<Peer>, extra_routes: Vec<Route>, drop_pbx: bool) -> Config {
+    let mut c = site(GW_A, PBX_A, GW_B, TrunkSettings::default());
+    if drop_pbx {
+        c.peers.retain(|p| p.name.as_str() != "pbx");
+        c.routes.retain(|r| {
+            r.to.as_str() != "pbx" && r.from.as_ref().is_none_or(|f| f.as_str() != "pbx")
+        });
+    }
+    c.peers.extend(extra_peers);
+    c.routes.extend(extra_routes);
+    c
+}
+
+#[test]
+fn a_reload_changes_peers_and_routes_and_live_calls_go_on() {
+    const PBX_C: &str = "127.0.0.1:4580";
+    let mut pair = Pair::new(TrunkSettings::default());
+    let (a_sees, b_sees) = set_up(&mut pair);
+    let voice = |pair: &mut Pair, ts: u16| {
+        pair.deliver(PBX_A, GW_A, &mini(100, ts, 7, 160));
+        let out = pair.advance(20);
+        assert_eq!(out.len(), 1, "voice at {ts} crossed");
+        assert_eq!(out[0].0, addr(PBX_B));
+    };
+    voice(&mut pair, 1000);
+
+    // Reload 1: a new PBX with its own route, and a smaller trunk MTU.
+    let mut cfg = site_a_with(
+        vec![peer("pbx-c", PBX_C, PeerKind::Pbx, None)],
+        vec![route("pbx-c", None, "gw")],
+        false,
+    );
+    for p in &mut cfg.peers {
+        if let Some(t) = &mut p.trunk {
+            t.mtu = iax2_config::TrunkMtu::new(600).unwrap();
+        }
+    }
+    let report = pair.a.relay().reload(&cfg).unwrap();
+    assert_eq!(report.added, vec!["pbx-c".to_owned()]);
+    assert!(
+        report.removed.is_empty() && report.need_restart.is_empty(),
+        "{report}"
+    );
+    assert!(
+        report
+            .changed
+            .iter()
+            .any(|c| c.starts_with("gw (trunk settings")),
+        "{report}"
+    );
+    voice(&mut pair, 1020);
+    // The new peer can call at once.
+    let out = pair.deliver(PBX_C, GW_A, &new_frame(300, "600"));
+    assert_eq!(out.len(), 1);
+    assert_eq!(
+        (out[0].0, full(&out[0].1).iax_subclass()),
+        (addr(PBX_B), Some(IaxSubclass::New))
+    );
+    check(&pair);
+
+    // Reload 2: PBX A is removed. Its live call goes on, both ways and to
+    // the HANGUP; it can start nothing new.
+    let cfg = site_a_with(
+        vec![peer("pbx-c", PBX_C, PeerKind::Pbx, None)],
+        vec![route("pbx-c", None, "gw"), route("gw", None, "pbx-c")],
+        true,
+    );
+    let report = pair.a.relay().reload(&cfg).unwrap();
+    assert_eq!(report.removed, vec!["pbx".to_owned()], "{report}");
+    assert_eq!(report.generation, 2);
+    voice(&mut pair, 1040);
+    pair.deliver(PBX_B, GW_B, &mini(200, 77, 3, 160));
+    let out = pair.advance(20);
+    assert_eq!(
+        (out.len(), out[0].0),
+        (1, addr(PBX_A)),
+        "B -> A still reaches the removed peer"
+    );
+    let out = pair.deliver(PBX_A, GW_A, &new_frame(101, "600"));
+    assert_eq!(
+        (out[0].0, full(&out[0].1).iax_subclass()),
+        (addr(PBX_A), Some(IaxSubclass::Reject)),
+        "a removed peer starts no new call"
+    );
+    let out = pair.deliver(
+        PBX_A,
+        GW_A,
+        &iax(100, a_sees, 5000, 2, 2, IaxSubclass::Hangup, IeList::new()),
+    );
+    assert_eq!(full(&out[0].1).dest_call_number(), cn(200));
+    pair.deliver(
+        PBX_B,
+        GW_B,
+        &iax(200, b_sees, 5000, 2, 3, IaxSubclass::Ack, IeList::new()),
+    );
+    check(&pair);
+    let views = pair.a.relay().peer_views();
+    assert!(views.iter().any(|v| v.name == "pbx" && v.retired));
+    pair.advance(11_000);
+    assert_eq!(
+        pair.a.relay().active_calls(),
+        1,
+        "only pbx-c's call is left"
+    );
+    check(&pair);
+
+    // A change of listen address is reported, not applied.
+    let mut cfg2 = cfg.clone();
+    cfg2.listen = addr("127.0.0.1:9999");
+    let report = pair.a.relay().reload(&cfg2).unwrap();
+    assert_eq!(report.need_restart.len(), 1, "{report}");
+}

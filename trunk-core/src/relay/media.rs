@@ -42,7 +42,8 @@ impl RelayWorker {
         theirs: CallNumber,
     ) -> Result<MediaRoute, DropReason> {
         let relay = &*self.relay;
-        let ours = relay
+        let gen = &*self.gen;
+        let ours = gen
             .peers
             .get(peer)
             .lookup(theirs)
@@ -113,7 +114,7 @@ impl RelayWorker {
             Some(sender) => {
                 !route.encrypted
                     || (sender.layout() == TrunkLayout::Timestamps
-                        && self.relay.peers.get(route.egress).kind() == PeerKind::Gateway)
+                        && self.gen.peers.get(route.egress).kind() == PeerKind::Gateway)
             }
         }
     }
@@ -203,7 +204,7 @@ impl RelayWorker {
         out: &mut T,
     ) {
         self.counters.rx_trunk_frames.incr();
-        if self.relay.peers.get(peer).trunk().is_none() {
+        if self.gen.peers.get(peer).trunk().is_none() {
             // Only `trunk: true` peers may send trunk frames.
             return self.counters.count_drop(DropReason::TrunkNotAllowed);
         }
@@ -231,9 +232,7 @@ impl RelayWorker {
         let layout = frame.layout();
         let trunk_ts = frame.trunk_timestamp();
         let anchor = match layout {
-            TrunkLayout::NoTimestamps => {
-                Some(self.relay.peers.get(peer).trunk_anchor(now, trunk_ts))
-            }
+            TrunkLayout::NoTimestamps => Some(self.gen.peers.get(peer).trunk_anchor(now, trunk_ts)),
             TrunkLayout::Timestamps => None,
         };
         let mut offset = MetaTrunkFrame::<&[u8]>::HEADER_LEN;

@@ -45,6 +45,7 @@
 mod call;
 mod callno;
 mod counters;
+mod generation;
 mod media;
 mod media_stats;
 mod peers;
@@ -60,18 +61,22 @@ pub use counters::{
     HistogramSnapshot, Kind, PeerCounters, PeerSnapshot, JITTER_BUCKETS, SETUP_BUCKETS,
     TRUNK_ENTRY_BUCKETS,
 };
+pub use generation::ReloadReport;
 pub use media_stats::LegMediaSnapshot;
-pub use peers::PeerId;
+pub use peers::{PeerId, MAX_PEERS};
 pub use status::{CallState, CallView, EntryKind, LegView, PeerView};
 pub use workers::WorkerSet;
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use iax2_config::{CalledPrefix, Config, Timeouts};
+use iax2_config::Config;
+use parking_lot::RwLock;
 
 use self::call::Phase;
+use self::generation::Generation;
 use self::peers::{Identified, Peers};
 use self::table::CallTable;
 use self::trunk_tx::TrunkSender;
@@ -82,19 +87,15 @@ use crate::wire::{classify, CallNumber, FrameKind};
 /// How often worker 0 scans the table for expired calls.
 const HOUSEKEEPING_PERIOD: Duration = Duration::from_millis(250);
 
-#[derive(Debug)]
-struct RouteEntry {
-    from: Option<PeerId>,
-    prefix: Option<CalledPrefix>,
-    to: PeerId,
-}
-
-/// What every worker shares: peers, routes and the call table.
+/// What every worker shares: the configuration in force (peers, routes,
+/// timers) and the call table.
 #[derive(Debug)]
 pub struct Relay {
-    peers: Peers,
-    routes: Vec<RouteEntry>,
-    timeouts: Timeouts,
+    /// Swapped whole by a reload (see `generation`).
+    current: RwLock<Arc<Generation>>,
+    /// The number of the generation in `current`, which workers compare
+    /// with their own before each datagram (a load, no lock).
+    generation: AtomicU64,
     table: CallTable,
     epoch: Instant,
     /// Workers sharing the relay: entry `n` of a trunk frame belongs to
@@ -110,26 +111,9 @@ impl Relay {
     /// Builds the relay for `config`. `now` anchors the trunk clocks;
     /// `seed` drives call-number allocation.
     pub fn new(config: &Config, now: Instant, seed: u64) -> Self {
-        let peers = Peers::new(config);
-        let routes = config
-            .routes
-            .iter()
-            .filter_map(|r| {
-                // The config was validated: every name resolves.
-                Some(RouteEntry {
-                    from: match &r.from {
-                        Some(n) => Some(peers.by_name(n.as_str())?),
-                        None => None,
-                    },
-                    prefix: r.prefix.clone(),
-                    to: peers.by_name(r.to.as_str())?,
-                })
-            })
-            .collect();
         Self {
-            peers,
-            routes,
-            timeouts: config.timeouts,
+            current: RwLock::new(Arc::new(Generation::new(0, config, Peers::new(config)))),
+            generation: AtomicU64::new(0),
             table: CallTable::new(seed),
             epoch: now,
             workers: config.workers.get(),
@@ -190,32 +174,14 @@ impl Relay {
         self.table.pool.lock().in_use()
     }
 
-    /// The egress peer for an exchange from `ingress`: a NEW to `called`,
-    /// or, with `None`, an exchange that names no number (POKE, REGREQ).
-    /// Those take the first route from the ingress peer whatever its
-    /// prefix, so a PBX whose routes all have prefixes can still qualify
-    /// and register with the far side.
-    fn route(&self, ingress: PeerId, called: Option<&str>) -> Option<PeerId> {
-        self.routes
-            .iter()
-            .find(|r| {
-                r.to != ingress
-                    && r.from.is_none_or(|f| f == ingress)
-                    && match (&r.prefix, called) {
-                        (Some(p), Some(called)) => p.matches(called),
-                        (None, _) | (Some(_), None) => true,
-                    }
-            })
-            .map(|r| r.to)
-    }
-
     /// Checks every cross-reference of the table: each call's bound legs
     /// are in their peer's index, each index entry points at a live call
     /// with that leg, and the counts agree. Returns the first violation.
     /// For tests and debug builds; it walks the whole table.
     pub fn check_invariants(&self) -> Result<(), String> {
+        let gen = self.current();
         let mut occupied = 0;
-        let mut per_peer = vec![0u32; self.peers.iter().count()];
+        let mut per_peer = vec![0u32; gen.peers.iter().count()];
         for (ours, slot) in self.table.slots() {
             let guard = slot.call.read();
             let flag = self.table.is_occupied(ours);
@@ -227,14 +193,14 @@ impl Relay {
                         return Err(format!("slot {ours} holds a call but is not flagged"));
                     }
                     occupied += 1;
-                    signalling::check_call(&self.peers, ours, call)?;
+                    signalling::check_call(&gen.peers, ours, call)?;
                     for leg in &call.legs {
                         per_peer[leg.peer.index()] += 1;
                     }
                 }
             }
         }
-        for (id, peer) in self.peers.iter() {
+        for (id, peer) in gen.peers.iter() {
             for (theirs, ours) in peer.bindings() {
                 let slot = self
                     .table
@@ -281,6 +247,8 @@ impl Relay {
 #[derive(Debug)]
 pub struct RelayWorker {
     relay: Arc<Relay>,
+    /// The configuration this worker runs on (see `refresh`).
+    gen: Arc<Generation>,
     index: usize,
     counters: Arc<Counters>,
     /// One emitter per peer index, for trunk peers.
@@ -293,7 +261,8 @@ pub struct RelayWorker {
 impl RelayWorker {
     /// Worker `index` of the relay. Worker 0 also runs the call timers.
     pub fn new(relay: Arc<Relay>, index: usize) -> Self {
-        let trunks = relay
+        let gen = relay.current();
+        let trunks = gen
             .peers
             .iter()
             .map(|(id, p)| {
@@ -302,11 +271,12 @@ impl RelayWorker {
             })
             .collect();
         let next_housekeeping = relay.epoch + HOUSEKEEPING_PERIOD;
-        let peers = relay.peers.iter().count();
         Self {
             relay,
+            gen,
             index,
-            counters: Arc::new(Counters::with_peers(peers)),
+            // Room for the peers reloads may add.
+            counters: Arc::new(Counters::with_peers(MAX_PEERS)),
             trunks,
             next_housekeeping,
             handoff: WorkerSet::EMPTY,
@@ -326,8 +296,9 @@ impl RelayWorker {
         datagram: &mut [u8],
         out: &mut T,
     ) {
+        self.refresh(out);
         self.counters.rx_datagrams.incr();
-        let identified = match self.relay.peers.identify(from) {
+        let identified = match self.gen.peers.identify(from) {
             Ok(i) => i,
             Err(reason) => return self.counters.count_drop(reason),
         };
@@ -383,9 +354,45 @@ impl RelayWorker {
         datagram: &[u8],
         out: &mut T,
     ) {
-        if let Ok(Identified::Peer(peer)) = self.relay.peers.identify(from) {
+        self.refresh(out);
+        if let Ok(Identified::Peer(peer)) = self.gen.peers.identify(from) {
             self.trunk_entries(now, peer, datagram, false, out);
         }
+    }
+
+    /// Adopts the configuration in force if a reload replaced this
+    /// worker's: one atomic load per call when nothing changed.
+    #[inline]
+    fn refresh<T: Transmit>(&mut self, out: &mut T) {
+        if self.relay.generation.load(Ordering::Acquire) != self.gen.number {
+            self.adopt(out);
+        }
+    }
+
+    /// Sends what waits in the trunk buffers (to the addresses they were
+    /// built for), then takes the new generation and builds its trunk
+    /// buffers: trunk settings apply at once.
+    #[cold]
+    fn adopt<T: Transmit>(&mut self, out: &mut T) {
+        for (i, sender) in self.trunks.iter_mut().enumerate() {
+            if let Some(sender) = sender {
+                let to = u16::try_from(i)
+                    .ok()
+                    .and_then(|i| self.gen.peers.get(PeerId(i)).addr());
+                sender.flush_now(to, &self.counters, out);
+            }
+        }
+        self.gen = self.relay.current();
+        let epoch = self.relay.epoch;
+        self.trunks = self
+            .gen
+            .peers
+            .iter()
+            .map(|(id, p)| {
+                p.trunk()
+                    .map(|t| TrunkSender::new(id.index(), t, p.kind(), epoch))
+            })
+            .collect();
     }
 
     /// Counts a datagram received from `peer`.
@@ -431,11 +438,12 @@ impl RelayWorker {
 
     /// Runs what is due at `now`: trunk flushes and call timers.
     pub fn handle_timeout<T: Transmit>(&mut self, now: Instant, out: &mut T) {
+        self.refresh(out);
         for (i, sender) in self.trunks.iter_mut().enumerate() {
             if let Some(sender) = sender {
                 let to = u16::try_from(i)
                     .ok()
-                    .and_then(|i| self.relay.peers.get(PeerId(i)).addr());
+                    .and_then(|i| self.gen.peers.get(PeerId(i)).addr());
                 sender.flush_due(now, to, &self.counters, out);
             }
         }
@@ -454,7 +462,8 @@ impl RelayWorker {
     /// went quiet.
     fn housekeeping(&mut self, now: Instant) {
         let relay = Arc::clone(&self.relay);
-        let idle_ms = u64::try_from(relay.timeouts.call_idle.as_millis()).unwrap_or(u64::MAX);
+        let timeouts = self.gen.timeouts;
+        let idle_ms = u64::try_from(timeouts.call_idle.as_millis()).unwrap_or(u64::MAX);
         for ours in relay.table.occupied_numbers() {
             let Some(slot) = relay.table.slot(ours) else {
                 continue;
@@ -464,7 +473,7 @@ impl RelayWorker {
                 let guard = slot.call.read();
                 guard.as_ref().and_then(|call| match call.phase {
                     Phase::Ending { until } => (now >= until).then_some(false),
-                    Phase::Setup if now - call.created >= relay.timeouts.setup => Some(true),
+                    Phase::Setup if now - call.created >= timeouts.setup => Some(true),
                     Phase::Setup | Phase::Up => {
                         (now.as_millis().saturating_sub(last) >= idle_ms).then_some(true)
                     }

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
 
 use iax2_config::{Config, Peer, PeerHost, PeerKind, TrunkSettings};
 use parking_lot::RwLock;
@@ -26,31 +27,55 @@ impl PeerId {
 /// Slots in a per-peer index: every 15-bit call number.
 const INDEX_LEN: usize = 1 << 15;
 
-/// One peer and its shared state.
+/// Most peers a relay can know over its life: peers added by reloads take
+/// new indexes, and a removed peer keeps its index while calls may still
+/// use it.
+pub const MAX_PEERS: usize = 256;
+
+/// One peer and its shared state. The state behind the `Arc`s outlives a
+/// configuration reload: a peer that keeps its name keeps its call-number
+/// index, its call count and its learned address.
 #[derive(Debug)]
 pub(crate) struct PeerState {
     pub(crate) config: Peer,
+    /// No longer in the configuration: its live calls go on, it gets no
+    /// new ones.
+    pub(crate) retired: bool,
     /// The address learned for a `dynamic` peer.
-    learned: RwLock<Option<SocketAddr>>,
+    learned: Arc<RwLock<Option<SocketAddr>>>,
     /// Calls in the table with a leg on this peer.
-    pub(crate) active_calls: AtomicU32,
+    pub(crate) active_calls: Arc<AtomicU32>,
     /// The peer's call number -> our call number (0: none). Written under
     /// the call's slot lock, read without a lock on the media path.
-    index: Box<[AtomicU16]>,
+    index: Arc<[AtomicU16]>,
     /// When the peer's trunk clock was anchored (micros + 1; 0: never), for
     /// rebuilding the timestamps of trunk entries sent without one
     /// (PROTOCOL.md 13.3).
-    trunk_rx_anchor: AtomicU64,
+    trunk_rx_anchor: Arc<AtomicU64>,
 }
 
 impl PeerState {
     fn new(config: Peer) -> Self {
         Self {
             config,
-            learned: RwLock::new(None),
-            active_calls: AtomicU32::new(0),
+            retired: false,
+            learned: Arc::new(RwLock::new(None)),
+            active_calls: Arc::new(AtomicU32::new(0)),
             index: (0..INDEX_LEN).map(|_| AtomicU16::new(0)).collect(),
-            trunk_rx_anchor: AtomicU64::new(0),
+            trunk_rx_anchor: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// The same peer's state under a new configuration (`retired`: the
+    /// new configuration no longer names it).
+    fn carried(&self, config: Peer, retired: bool) -> Self {
+        Self {
+            config,
+            retired,
+            learned: Arc::clone(&self.learned),
+            active_calls: Arc::clone(&self.active_calls),
+            index: Arc::clone(&self.index),
+            trunk_rx_anchor: Arc::clone(&self.trunk_rx_anchor),
         }
     }
 
@@ -178,18 +203,60 @@ pub(crate) struct Peers {
 impl Peers {
     pub(crate) fn new(config: &Config) -> Self {
         let list: Vec<PeerState> = config.peers.iter().cloned().map(PeerState::new).collect();
-        let mut by_addr = Vec::new();
+        Self::index(list)
+    }
+
+    /// The peers of `config`, carrying over the state of `previous`: a peer
+    /// keeps its index and state by name, a peer `config` no longer names
+    /// stays (retired) so its live calls go on, a new one is appended.
+    pub(crate) fn reloaded(config: &Config, previous: &Self) -> Result<Self, String> {
+        let mut list: Vec<PeerState> = previous
+            .list
+            .iter()
+            .map(|old| match config.peer(old.config.name.as_str()) {
+                Some(p) => old.carried(p.clone(), false),
+                None => old.carried(old.config.clone(), true),
+            })
+            .collect();
+        for p in &config.peers {
+            if !list.iter().any(|s| s.config.name == p.name) {
+                list.push(PeerState::new(p.clone()));
+            }
+        }
+        if list.len() > MAX_PEERS {
+            return Err(format!(
+                "{} peers over the gateway's life (removed ones included) is more than {MAX_PEERS}: \
+                 restart the gateway to apply this configuration",
+                list.len()
+            ));
+        }
+        Ok(Self::index(list))
+    }
+
+    fn index(list: Vec<PeerState>) -> Self {
+        let mut by_addr: Vec<(SocketAddr, StaticPeer)> = Vec::new();
         let mut dynamic = Vec::new();
-        for (i, p) in list.iter().enumerate() {
+        // Current peers first, so a retired peer never shadows a current
+        // one that took over its address.
+        let order = list
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| !p.retired)
+            .chain(list.iter().enumerate().filter(|(_, p)| p.retired));
+        for (i, p) in order {
             let id = PeerId(u16::try_from(i).unwrap_or(u16::MAX));
             match p.config.host {
-                PeerHost::Static(a) => by_addr.push((
-                    a,
-                    StaticPeer {
-                        id,
-                        permitted: p.config.permits(a.ip()),
-                    },
-                )),
+                PeerHost::Static(a) => {
+                    if !by_addr.iter().any(|(b, _)| *b == a) {
+                        by_addr.push((
+                            a,
+                            StaticPeer {
+                                id,
+                                permitted: p.config.permits(a.ip()),
+                            },
+                        ));
+                    }
+                }
                 PeerHost::Dynamic => dynamic.push(id),
             }
         }
@@ -215,7 +282,7 @@ impl Peers {
 
     pub(crate) fn by_name(&self, name: &str) -> Option<PeerId> {
         self.iter()
-            .find(|(_, p)| p.config.name.as_str() == name)
+            .find(|(_, p)| !p.retired && p.config.name.as_str() == name)
             .map(|(id, _)| id)
     }
 
@@ -238,7 +305,7 @@ impl Peers {
             // A dynamic peer is claimed only by an address one of its
             // `permit` ranges names: "no rule matches" is not enough here.
             let named = p.config.permit.iter().any(|n| n.contains(&from.ip()));
-            if candidate.is_none() && named && p.config.permits(from.ip()) {
+            if candidate.is_none() && !p.retired && named && p.config.permits(from.ip()) {
                 candidate = Some(id);
             }
         }

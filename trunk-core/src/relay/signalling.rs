@@ -93,7 +93,7 @@ impl RelayWorker {
             return self.continue_call(now, peer, from, dest.get(), datagram, out);
         }
         let signal = signal_of(&frame);
-        let theirs_bound = self.relay.peers.get(peer).lookup(source);
+        let theirs_bound = self.gen.peers.get(peer).lookup(source);
         if let Some(ours) = theirs_bound.filter(|_| learn.is_none()) {
             if frame.is_retransmission() || !self.reused_after_end(ours, signal.iax) {
                 // A retransmitted NEW, or the NEW re-sent with its CALLTOKEN.
@@ -111,7 +111,7 @@ impl RelayWorker {
             _ => return self.counters.count_drop(DropReason::UnknownCall),
         };
         if let Some(addr) = learn {
-            self.relay.peers.learn(peer, addr);
+            self.gen.peers.learn(peer, addr);
         }
         self.create(now, peer, from, purpose, datagram, out);
     }
@@ -145,6 +145,7 @@ impl RelayWorker {
         out: &mut T,
     ) {
         let relay = &*self.relay;
+        let gen = &*self.gen;
         let frame = FullFrame::new_unchecked(&*datagram);
         let source = frame.source_call_number();
         let reply_to =
@@ -187,14 +188,14 @@ impl RelayWorker {
         if purpose == Purpose::Call && relay.is_draining() {
             return refuse(self, out, Cause::SwitchingCongestion, DropReason::Draining);
         }
-        let Some(egress) = relay.route(ingress, called) else {
+        let Some(egress) = gen.route(ingress, called) else {
             return refuse(self, out, Cause::NoRoute, DropReason::NoRoute);
         };
-        let Some(egress_addr) = relay.peers.get(egress).addr() else {
+        let Some(egress_addr) = gen.peers.get(egress).addr() else {
             return refuse(self, out, Cause::DestinationOutOfOrder, DropReason::NoRoute);
         };
         let full = |id: PeerId| {
-            let p = relay.peers.get(id);
+            let p = gen.peers.get(id);
             p.config
                 .maxcalls
                 .is_some_and(|m| p.active_calls.load(Ordering::Relaxed) >= m.get())
@@ -236,11 +237,11 @@ impl RelayWorker {
         };
         {
             let mut guard = slot.call.write();
-            if relay.peers.get(ingress).bind(source, ours).is_err() {
+            if gen.peers.get(ingress).bind(source, ours).is_err() {
                 // Another worker created this call a moment ago.
                 drop(guard);
                 relay.table.pool.lock().release_unused(ours);
-                if let Some(existing) = relay.peers.get(ingress).lookup(source) {
+                if let Some(existing) = gen.peers.get(ingress).lookup(source) {
                     self.continue_call(now, ingress, from, existing, datagram, out);
                 }
                 return;
@@ -252,17 +253,15 @@ impl RelayWorker {
             relay.table.set_occupied(ours, true);
             slot.touch(now);
             relay.table.inc_live();
-            relay
-                .peers
+            gen.peers
                 .get(ingress)
                 .active_calls
                 .fetch_add(1, Ordering::Relaxed);
-            relay
-                .peers
+            gen.peers
                 .get(egress)
                 .active_calls
                 .fetch_add(1, Ordering::Relaxed);
-            debug_check(&relay.peers, ours, guard.as_ref());
+            debug_check(&gen.peers, ours, guard.as_ref());
         }
         if purpose == Purpose::Call {
             self.counters.calls_created.incr();
@@ -283,7 +282,8 @@ impl RelayWorker {
         out: &mut T,
     ) {
         let relay = &*self.relay;
-        let linger = relay.timeouts.hangup_linger;
+        let gen = &*self.gen;
+        let linger = gen.timeouts.hangup_linger;
         let frame = FullFrame::new_unchecked(&*datagram);
         let source = frame.source_call_number();
         let dest_was_unknown = frame.dest_call_number() == CallNumber::UNKNOWN;
@@ -330,7 +330,7 @@ impl RelayWorker {
 
         // The far side's first reply from a call number binds it.
         if call.legs[i].callno.is_none() && !stateless {
-            if relay.peers.get(peer).bind(source, ours).is_err() {
+            if gen.peers.get(peer).bind(source, ours).is_err() {
                 drop(guard);
                 return self.counters.count_drop(DropReason::UnknownCall);
             }
@@ -390,7 +390,7 @@ impl RelayWorker {
         // the full voice frame that follows it.
         let flush_trunk = signal.is_some_and(|s| s.ends_call)
             || (!call.encrypted && frame.frame_type() == FrameType::Voice);
-        debug_check(&relay.peers, ours, Some(call));
+        debug_check(&gen.peers, ours, Some(call));
         drop(guard);
         slot.touch(now);
         if flush_trunk {
@@ -471,7 +471,7 @@ impl RelayWorker {
     /// Sends this worker's queued trunk entries toward `peer` now.
     fn flush_trunk<T: Transmit>(&mut self, peer: PeerId, out: &mut T) {
         if let Some(Some(sender)) = self.trunks.get_mut(peer.index()) {
-            let to = self.relay.peers.get(peer).addr();
+            let to = self.gen.peers.get(peer).addr();
             sender.flush_now(to, &self.counters, out);
         }
     }
@@ -516,6 +516,7 @@ impl RelayWorker {
     /// Removes call `ours` from the table. Returns whether it was there.
     pub(super) fn free_call(&mut self, now: Instant, ours: u16) -> bool {
         let relay = &*self.relay;
+        let gen = &*self.gen;
         let Some(slot) = relay.table.slot(ours) else {
             return false;
         };
@@ -526,7 +527,7 @@ impl RelayWorker {
             };
             for leg in &call.legs {
                 if let Some(theirs) = leg.callno {
-                    relay.peers.get(leg.peer).unbind(theirs, ours);
+                    gen.peers.get(leg.peer).unbind(theirs, ours);
                 }
             }
             relay.table.set_occupied(ours, false);
@@ -547,8 +548,7 @@ impl RelayWorker {
             }
         }
         for leg in &call.legs {
-            relay
-                .peers
+            gen.peers
                 .get(leg.peer)
                 .active_calls
                 .fetch_sub(1, Ordering::Relaxed);
@@ -558,7 +558,7 @@ impl RelayWorker {
             .table
             .pool
             .lock()
-            .release(ours, now + relay.timeouts.callno_quarantine);
+            .release(ours, now + gen.timeouts.callno_quarantine);
         true
     }
 }

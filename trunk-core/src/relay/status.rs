@@ -28,6 +28,8 @@ pub struct PeerView {
     pub trunk: bool,
     /// Table entries with a leg on it.
     pub active_calls: u32,
+    /// Removed from the configuration by a reload; its calls go on.
+    pub retired: bool,
 }
 
 /// What a table entry is.
@@ -98,7 +100,8 @@ impl Relay {
 
     /// Its peers, in index order.
     pub fn peer_views(&self) -> Vec<PeerView> {
-        self.peers
+        self.current()
+            .peers
             .iter()
             .map(|(id, p)| PeerView {
                 index: id.index(),
@@ -107,13 +110,15 @@ impl Relay {
                 addr: p.addr(),
                 trunk: p.trunk().is_some(),
                 active_calls: p.active_calls.load(Ordering::Relaxed),
+                retired: p.retired,
             })
             .collect()
     }
 
     /// Every table entry at `now`, by call number.
     pub fn call_views(&self, now: Instant) -> Vec<CallView> {
-        let name = |id: super::PeerId| self.peers.get(id).config.name.as_str().to_owned();
+        let gen = self.current();
+        let name = |id: super::PeerId| gen.peers.get(id).config.name.as_str().to_owned();
         let mut out = Vec::with_capacity(self.table.live());
         for ours in self.table.occupied_numbers() {
             let Some(slot) = self.table.slot(ours) else {
