@@ -28,6 +28,7 @@ pub mod clock;
 mod handoff;
 pub mod lifecycle;
 mod ratelimit;
+pub mod reload;
 pub mod runtime;
 pub mod socket;
 pub mod steering;

@@ -129,6 +129,20 @@ pub mod notify {
         ]);
     }
 
+    /// A reload begins: `RELOADING=1` with the monotonic time systemd
+    /// wants beside it.
+    pub fn reloading() {
+        match NotifyState::monotonic_usec_now() {
+            Ok(now) => send(&[NotifyState::Reloading, now]),
+            Err(_) => send(&[NotifyState::Reloading]),
+        }
+    }
+
+    /// The reload is over (done or refused): `READY=1` again.
+    pub fn reloaded(workers: usize) {
+        ready(workers);
+    }
+
     /// A status line alone.
     pub fn status(text: &str) {
         send(&[NotifyState::Status(text)]);

@@ -3,6 +3,8 @@
 //! ```text
 //! iax2-gateway run --config site-a.yaml     # until SIGTERM (drain) or SIGINT
 //! iax2-gateway check-config site-a.yaml     # exit 0 if valid, 1 if not
+//! iax2-gateway status [--json]              # peers, trunks and calls of a running gateway
+//! iax2-gateway reload                       # reload a running gateway's file (as SIGHUP)
 //! ```
 //!
 //! Signals to `run`:
@@ -12,7 +14,16 @@
 //!   `timeouts.drain` has passed, then the gateway stops. systemd hears
 //!   `STOPPING=1`. A second SIGTERM, or SIGINT, stops at once.
 //! - SIGINT stops at once (the calls in progress are cut).
-//! - SIGHUP is caught and logged: reload is not supported yet.
+//! - SIGHUP reloads the configuration file: it is validated first (a file
+//!   that does not validate is refused with check-config's error, and the
+//!   running configuration stays); peers, routes and timers change at once
+//!   and the calls in progress go on. The log says what changed and what
+//!   applies only to new calls. systemd hears `RELOADING=1`, then
+//!   `READY=1`.
+//!
+//! `status` and `reload` talk to the admin listener (`admin.listen`, by
+//! default 127.0.0.1:9569): `--admin ADDR`, or `--config FILE` to read it
+//! from the gateway's file.
 //!
 //! Exit codes: 0 after a stop by signal (drained or not) or a valid file;
 //! 1 for an invalid file (`check-config`) or a failure to start; 2 when
@@ -27,7 +38,9 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use iax2_config::{LogFormat, LogLevel};
+use iax2_gateway::admin::AdminServer;
 use iax2_gateway::lifecycle::notify;
+use iax2_gateway::reload::reload_file;
 use iax2_gateway::{DrainEnd, GatewayHandle};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
@@ -48,6 +61,52 @@ enum Command {
     Run(RunArgs),
     /// Check a configuration file and exit (0: valid, 1: not).
     CheckConfig(ConfigFile),
+    /// Show a running gateway's peers, trunks and calls.
+    Status(StatusArgs),
+    /// Make a running gateway reload its configuration file (as SIGHUP).
+    Reload(AdminTarget),
+}
+
+/// Which running gateway to ask.
+#[derive(Debug, Args)]
+struct AdminTarget {
+    /// Its admin listener.
+    #[arg(long, value_name = "ADDR", conflicts_with = "config")]
+    admin: Option<std::net::SocketAddr>,
+    /// Its configuration file, to read `admin.listen` from.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+impl AdminTarget {
+    fn addr(&self) -> Result<std::net::SocketAddr, String> {
+        if let Some(a) = self.admin {
+            return Ok(a);
+        }
+        match &self.config {
+            None => Ok(iax2_config::AdminSettings::DEFAULT_LISTEN),
+            Some(path) => iax2_config::load(path)
+                .map_err(|e| e.to_string())?
+                .admin
+                .listen
+                .ok_or_else(|| {
+                    format!(
+                        "{}: the admin listener is off (admin.listen: none)",
+                        path.display()
+                    )
+                }),
+        }
+    }
+}
+
+/// `status`'s arguments.
+#[derive(Debug, Args)]
+struct StatusArgs {
+    #[command(flatten)]
+    target: AdminTarget,
+    /// Print the JSON document instead of tables.
+    #[arg(long)]
+    json: bool,
 }
 
 /// `run`'s arguments.
@@ -105,6 +164,52 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Run(args) => run(&args),
         Command::CheckConfig(file) => check_config(file.path()),
+        Command::Status(args) => status(&args),
+        Command::Reload(target) => reload(&target),
+    }
+}
+
+fn status(args: &StatusArgs) -> ExitCode {
+    let result = args.target.addr().and_then(|addr| {
+        let body = iax2_gateway::admin::client::get(addr, "/status")?;
+        if args.json {
+            return Ok(body);
+        }
+        let doc: iax2_gateway::admin::status::Status =
+            serde_json::from_str(&body).map_err(|e| format!("{addr}/status: {e}"))?;
+        Ok(iax2_gateway::admin::status::render(&doc))
+    });
+    match result {
+        Ok(text) => {
+            print!("{text}");
+            if !text.ends_with('\n') {
+                println!();
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn reload(target: &AdminTarget) -> ExitCode {
+    match target
+        .addr()
+        .and_then(|addr| iax2_gateway::admin::client::post(addr, "/reload"))
+    {
+        Ok(report) => {
+            print!("{report}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprint!("{e}");
+            if !e.ends_with('\n') {
+                eprintln!();
+            }
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -152,23 +257,47 @@ fn run(args: &RunArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let state = gateway.admin_state();
+    let admin_listen = config.admin.listen;
+    let reload_now = {
+        let path = args.file.path().to_owned();
+        let state = std::sync::Arc::downgrade(&state);
+        move || -> Result<String, String> {
+            let state = state.upgrade().ok_or("the gateway is stopping")?;
+            reload_file(&path, &state, admin_listen).map(|r| r.to_string())
+        }
+    };
+    let reload_hook: iax2_gateway::admin::ReloadHook = Box::new(reload_now.clone());
+    state.set_reload_hook(reload_hook);
+    // A gateway without its admin listener still relays: say so loudly,
+    // and go on.
+    let _admin = admin_listen.and_then(|listen| {
+        AdminServer::start(listen, std::sync::Arc::clone(&state))
+            .map_err(|e| tracing::error!(listen = %listen, error = %e, "no admin listener: metrics, status and reload over HTTP are unavailable"))
+            .ok()
+    });
     notify::ready(gateway.workers());
-    let signal = wait_for_stop(&mut signals);
+    let on_sighup = || {
+        let _ = reload_now();
+    };
+    let signal = wait_for_stop(&mut signals, &on_sighup);
     tracing::info!(signal = signal_name(signal), "stopping");
     if signal == SIGTERM {
-        drain(&gateway, config.timeouts.drain, &mut signals);
+        // The drain deadline in force is the last reloaded one.
+        let deadline =
+            iax2_config::load(args.file.path()).map_or(config.timeouts.drain, |c| c.timeouts.drain);
+        drain(&gateway, deadline, &mut signals, &on_sighup);
     }
     let counters = gateway.stop();
     log_final(&counters);
     ExitCode::SUCCESS
 }
 
-/// Waits for SIGTERM or SIGINT and returns it; SIGHUP goes to the reload
-/// hook meanwhile.
-fn wait_for_stop(signals: &mut Signals) -> i32 {
+/// Waits for SIGTERM or SIGINT and returns it; SIGHUP reloads meanwhile.
+fn wait_for_stop(signals: &mut Signals, on_sighup: &dyn Fn()) -> i32 {
     loop {
         match signals.forever().next() {
-            Some(SIGHUP) => reload_hook(),
+            Some(SIGHUP) => on_sighup(),
             Some(signal) => return signal,
             // The iterator ends only when closed, which nothing does.
             None => return SIGTERM,
@@ -176,20 +305,10 @@ fn wait_for_stop(signals: &mut Signals) -> i32 {
     }
 }
 
-/// RELOAD HOOK: SIGHUP is to reload the configuration without dropping
-/// calls (DESIGN.md, "Operating it"), with `RELOADING=1` to systemd. Until
-/// then the signal is caught, so it does not kill the gateway, and logged.
-fn reload_hook() {
-    tracing::warn!(
-        signal = "SIGHUP",
-        "reload not supported yet; configuration unchanged"
-    );
-}
-
 /// The drain after SIGTERM: new calls are refused, and the gateway waits
 /// until no call is left or `deadline` has passed. A second SIGTERM, or
 /// SIGINT, ends the wait at once.
-fn drain(gateway: &GatewayHandle, deadline: Duration, signals: &mut Signals) {
+fn drain(gateway: &GatewayHandle, deadline: Duration, signals: &mut Signals, on_sighup: &dyn Fn()) {
     let calls = gateway.begin_drain();
     tracing::info!(
         calls,
@@ -206,7 +325,7 @@ fn drain(gateway: &GatewayHandle, deadline: Duration, signals: &mut Signals) {
         let mut stop = false;
         for signal in signals.pending() {
             if signal == SIGHUP {
-                reload_hook();
+                on_sighup();
             } else {
                 tracing::info!(
                     signal = signal_name(signal),

@@ -545,28 +545,80 @@ fn systemd_hears_ready_then_stopping() {
 }
 
 #[test]
-fn sighup_is_caught_logged_and_changes_nothing() {
+fn sighup_reloads_the_file_and_a_broken_one_changes_nothing() {
     let pbxs = Pbxs::new();
     let port = free_port();
-    let yaml = config(
-        port,
-        pbxs.a.local_addr().unwrap(),
-        pbxs.b.local_addr().unwrap(),
-        "",
+    let admin = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let (a, b) = (pbxs.a.local_addr().unwrap(), pbxs.b.local_addr().unwrap());
+    let yaml = config(port, a, b, "").replace(
+        "admin:\n  listen: none",
+        &format!("admin:\n  listen: {admin}"),
     );
     let mut gw = Gateway::spawn(port, &yaml, &[], &[]);
     let call = pbxs.call(gw.addr, 0);
+    let bin = env!("CARGO_BIN_EXE_iax2-gateway");
+    let admin_arg = admin.to_string();
+
+    // A file that does not validate: refused, the running one stays.
+    std::fs::write(&gw.files[0], yaml.replace("kind: pbx", "kind: pbxx")).unwrap();
     gw.signal(libc::SIGHUP);
-    std::thread::sleep(Duration::from_millis(300));
-    assert!(gw.running(), "SIGHUP killed the gateway");
+    let msg = gw.notified(Duration::from_secs(10));
+    assert!(msg.starts_with("RELOADING=1\nMONOTONIC_USEC="), "{msg:?}");
+    assert!(gw.notified(Duration::from_secs(10)).contains("READY=1"));
+    assert!(gw.running());
     pbxs.voice_both_ways(gw.addr, call, 100);
+
+    // A good file adding a peer, through `iax2-gateway reload`.
+    let with_c = yaml.replace(
+        "routes:\n",
+        "  pbx-c:\n    host: 127.0.0.1:9\n    kind: pbx\nroutes:\n  - from: pbx-c\n    to: pbx-b\n",
+    );
+    std::fs::write(&gw.files[0], &with_c).unwrap();
+    let out = Command::new(bin)
+        .args(["reload", "--admin", &admin_arg])
+        .output()
+        .unwrap();
+    let report = text(&out.stdout);
+    assert!(out.status.success(), "{report}{}", text(&out.stderr));
+    assert!(report.contains("peers added: pbx-c"), "{report}");
+    assert!(report.contains("routes (new calls)"), "{report}");
+    assert!(gw.notified(Duration::from_secs(10)).contains("RELOADING=1"));
+    assert!(gw.notified(Duration::from_secs(10)).contains("READY=1"));
+    // The live call goes on; a new one too.
+    pbxs.voice_both_ways(gw.addr, call, 200);
     pbxs.call(gw.addr, 1);
+
+    // `status` shows the new peer and the calls; the metrics count both
+    // reloads.
+    let out = Command::new(bin)
+        .args(["status", "--admin", &admin_arg])
+        .output()
+        .unwrap();
+    let tables = text(&out.stdout);
+    assert!(out.status.success() && tables.contains("pbx-c"), "{tables}");
+    assert!(tables.contains("Calls (2)"), "{tables}");
+    let out = Command::new(bin)
+        .args(["status", "--json", "--admin", &admin_arg])
+        .output()
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["peers"].as_array().unwrap().len(), 3, "{doc}");
+    let metrics = iax2_gateway::admin::client::get(admin, "/metrics").unwrap();
+    for line in [
+        "iax2_gateway_config_reloads_total{result=\"ok\"} 1",
+        "iax2_gateway_config_reloads_total{result=\"error\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} in\n{metrics}");
+    }
+
     gw.signal(libc::SIGINT);
     let (out, _) = gw.exit_within(Duration::from_secs(10));
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{err}");
-    assert!(err.contains("reload not supported yet"), "{err}");
-    assert!(err.contains("WARN"), "{err}");
+    // The refusal names the file, line and column, as check-config does.
+    assert!(err.contains("configuration NOT reloaded"), "{err}");
+    assert!(err.contains("gw.yaml:"), "{err}");
+    assert!(err.contains("peers added: pbx-c"), "{err}");
 }
 
 /// Every stderr line of a run as a JSON object.
@@ -630,20 +682,27 @@ fn the_log_level_comes_from_the_file_and_rust_log_overrides_it() {
         let port = free_port();
         let yaml = config(port, a, b, &format!("log:\n  level: {level}"));
         let mut gw = Gateway::spawn(port, &yaml, &[], env);
+        // A reload of a file that does not validate logs an error.
+        std::fs::write(&gw.files[0], yaml.replace("kind: pbx", "kind: pbxx")).unwrap();
         gw.signal(libc::SIGHUP);
-        std::thread::sleep(Duration::from_millis(200));
+        assert!(gw.notified(Duration::from_secs(10)).contains("RELOADING=1"));
+        assert!(gw.notified(Duration::from_secs(10)).contains("READY=1"));
         gw.start_drain();
         let (out, _) = gw.exit_within(Duration::from_secs(10));
         assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
         text(&out.stderr)
     };
-    // warn: the SIGHUP warning, no info line.
+    // warn: the reload error, no info line.
     let err = run("warn", &[]);
-    assert!(err.contains("reload not supported yet"), "{err}");
+    assert!(err.contains("configuration NOT reloaded"), "{err}");
     assert!(!err.contains("gateway started"), "{err}");
-    // error: neither.
+    // error: the reload error alone.
     let err = run("error", &[]);
-    assert!(err.is_empty(), "{err}");
+    assert!(err.contains("configuration NOT reloaded"), "{err}");
+    assert!(
+        !err.contains("WARN") && !err.contains("gateway started"),
+        "{err}"
+    );
     // RUST_LOG wins over the file.
     let err = run("error", &[("RUST_LOG", "info")]);
     assert!(err.contains("gateway started"), "{err}");

@@ -1,5 +1,6 @@
 //! The admin HTTP listener (`tiny_http`, one thread): `/metrics`,
-//! `/status`, `/healthz`. Loopback by default; it serves reads only.
+//! `/status`, `/healthz`, and `POST /reload`. Loopback by default: it has
+//! no authentication, so keep it off untrusted networks.
 
 use std::io;
 use std::net::SocketAddr;
@@ -87,8 +88,28 @@ fn reply(req: Request, code: u16, content_type: &str, body: String) {
 
 fn respond(state: &Arc<AdminState>, req: Request) {
     let path = req.url().split('?').next().unwrap_or("").to_owned();
+    if path == "/reload" {
+        if *req.method() != Method::Post {
+            return reply(req, 405, "text/plain", "POST /reload\n".to_owned());
+        }
+        return match state.run_reload() {
+            Some(Ok(report)) => reply(req, 200, "text/plain", format!("{report}\n")),
+            Some(Err(e)) => reply(req, 422, "text/plain", format!("{e}\n")),
+            None => reply(
+                req,
+                501,
+                "text/plain",
+                "no configuration file to reload\n".to_owned(),
+            ),
+        };
+    }
     if *req.method() != Method::Get && *req.method() != Method::Head {
-        return reply(req, 405, "text/plain", "only GET\n".to_owned());
+        return reply(
+            req,
+            405,
+            "text/plain",
+            "only GET, and POST /reload\n".to_owned(),
+        );
     }
     match path.as_str() {
         "/metrics" => reply(
@@ -102,10 +123,13 @@ fn respond(state: &Arc<AdminState>, req: Request) {
             Err(e) => reply(req, 500, "text/plain", format!("{e}\n")),
         },
         "/healthz" => {
-            if state.healthy() {
-                reply(req, 200, "text/plain", "ok\n".to_owned());
-            } else {
+            if !state.healthy() {
                 reply(req, 503, "text/plain", "a worker has stopped\n".to_owned());
+            } else if state.draining() {
+                // Live calls go on; new ones are refused.
+                reply(req, 503, "text/plain", "draining\n".to_owned());
+            } else {
+                reply(req, 200, "text/plain", "ok\n".to_owned());
             }
         }
         _ => reply(

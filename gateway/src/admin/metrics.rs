@@ -134,6 +134,11 @@ impl Collector for GatewayCollector {
             "Worker threads.",
             [([], state.counters.len() as f64)],
         )?;
+        f.gauge(
+            "draining",
+            "1 after SIGTERM while the calls in progress finish.",
+            [([], if relay.is_draining() { 1.0 } else { 0.0 })],
+        )?;
         #[allow(clippy::cast_precision_loss)]
         f.gauge(
             "calls_active",

@@ -10,4 +10,4 @@ mod state;
 pub mod status;
 
 pub use http::AdminServer;
-pub use state::AdminState;
+pub use state::{AdminState, ReloadHook};

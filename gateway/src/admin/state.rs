@@ -6,12 +6,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use parking_lot::Mutex;
+
 use trunk_core::relay::{
     CounterSnapshot, Counters, HistogramSnapshot, PeerSnapshot, Relay, SETUP_BUCKETS,
 };
 
 /// The gateway as the admin endpoints see it.
-#[derive(Debug)]
 pub struct AdminState {
     pub(crate) relay: Arc<Relay>,
     pub(crate) counters: Vec<Arc<Counters>>,
@@ -23,6 +24,20 @@ pub struct AdminState {
     reloads_failed: AtomicU64,
     /// Unix seconds of the last successful load (the start, then reloads).
     last_load: AtomicU64,
+    /// What `POST /reload` runs (set by the binary, which knows the file).
+    reload: Mutex<Option<ReloadHook>>,
+}
+
+/// Reloads the configuration; a report or an error, as text.
+pub type ReloadHook = Box<dyn Fn() -> Result<String, String> + Send + Sync>;
+
+impl std::fmt::Debug for AdminState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminState")
+            .field("listen", &self.listen)
+            .field("workers", &self.counters.len())
+            .finish_non_exhaustive()
+    }
 }
 
 fn unix_now() -> u64 {
@@ -47,7 +62,28 @@ impl AdminState {
             reloads_ok: AtomicU64::new(0),
             reloads_failed: AtomicU64::new(0),
             last_load: AtomicU64::new(unix_now()),
+            reload: Mutex::new(None),
         }
+    }
+
+    /// Sets what `POST /reload` runs.
+    pub fn set_reload_hook(&self, hook: ReloadHook) {
+        *self.reload.lock() = Some(hook);
+    }
+
+    /// Runs the reload hook; `None` when none is set.
+    pub(crate) fn run_reload(&self) -> Option<Result<String, String>> {
+        self.reload.lock().as_ref().map(|hook| hook())
+    }
+
+    /// Workers.
+    pub(crate) fn counters_len(&self) -> usize {
+        self.counters.len()
+    }
+
+    /// Whether a drain has begun.
+    pub fn draining(&self) -> bool {
+        self.relay.is_draining()
     }
 
     /// The relay.
@@ -74,7 +110,8 @@ impl AdminState {
         )
     }
 
-    /// Whether every worker still runs.
+    /// Whether every worker still runs (a draining gateway is healthy,
+    /// though `/healthz` turns it away from new traffic).
     pub fn healthy(&self) -> bool {
         self.alive.iter().all(|a| a.load(Ordering::Relaxed))
     }
