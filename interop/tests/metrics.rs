@@ -225,6 +225,27 @@ fn metrics_agree_with_the_traffic_and_carry_no_addresses() {
     let minis_b_rx = packets(&mb, "iax2_gateway_packets_total", "pbx-b", "tx", "mini");
     assert_eq!(minis_b_rx, minis_a);
     assert_eq!(f(sb.voice_received), minis_a + f(sa.voice_full_sent));
+    // Every voice frame from PBX A was a mini, and seen in its call.
+    assert_eq!(
+        value(&ma, "iax2_gateway_voice_frames_total", &[("peer", "pbx-a")]),
+        minis_a
+    );
+    assert_eq!(
+        value(
+            &ma,
+            "iax2_gateway_peer_info",
+            &[("peer", "far"), ("kind", "gateway")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &ma,
+            "iax2_gateway_peer_info",
+            &[("peer", "pbx-a"), ("kind", "pbx")]
+        ),
+        1.0
+    );
     // Nothing was lost on the way, so no gaps; both peers up; RTTs known.
     for m in [&ma, &mb] {
         for peer in ["far", "pbx-a", "pbx-b"] {

@@ -147,6 +147,19 @@ impl Collector for GatewayCollector {
                 .iter()
                 .map(|(v, _)| ([("peer", v.name.clone())], f64::from(v.active_calls))),
         )?;
+        f.gauge(
+            "peer_info",
+            "The configured peers (always 1), with their kind.",
+            named.iter().map(|(v, _)| {
+                (
+                    [
+                        ("peer", v.name.clone()),
+                        ("kind", format!("{:?}", v.kind).to_lowercase()),
+                    ],
+                    1.0,
+                )
+            }),
+        )?;
         f.counter(
             "calls",
             "Calls that ended, by peer, side and result.",
@@ -231,6 +244,13 @@ impl Collector for GatewayCollector {
                 .map(|(v, c)| ([("peer", v.name.clone())], c.trunk_frame_entries.clone())),
         )?;
         f.counter(
+            "voice_frames",
+            "Voice frames (mini frames and trunk entries) of calls received from the peer.",
+            named
+                .iter()
+                .map(|(v, c)| ([("peer", v.name.clone())], c.voice_frames)),
+        )?;
+        f.counter(
             "voice_gaps",
             "Voice frames missing from calls' timestamps as received from the peer.",
             named
@@ -300,6 +320,11 @@ impl Collector for GatewayCollector {
             )?;
         }
         let (ok, failed, last) = state.reloads();
+        f.gauge(
+            "config_last_reload_successful",
+            "1 when the last configuration reload succeeded (or none failed yet).",
+            [([], if state.last_reload_failed() { 0.0 } else { 1.0 })],
+        )?;
         f.counter(
             "config_reloads",
             "Configuration reloads by result.",

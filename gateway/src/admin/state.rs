@@ -22,6 +22,8 @@ pub struct AdminState {
     pub(crate) started: SystemTime,
     reloads_ok: AtomicU64,
     reloads_failed: AtomicU64,
+    /// The last reload was refused.
+    last_failed: AtomicBool,
     /// Unix seconds of the last successful load (the start, then reloads).
     last_load: AtomicU64,
     /// What `POST /reload` runs (set by the binary, which knows the file).
@@ -61,6 +63,7 @@ impl AdminState {
             started: SystemTime::now(),
             reloads_ok: AtomicU64::new(0),
             reloads_failed: AtomicU64::new(0),
+            last_failed: AtomicBool::new(false),
             last_load: AtomicU64::new(unix_now()),
             reload: Mutex::new(None),
         }
@@ -93,6 +96,7 @@ impl AdminState {
 
     /// Counts a configuration reload.
     pub fn count_reload(&self, ok: bool) {
+        self.last_failed.store(!ok, Ordering::Relaxed);
         if ok {
             self.reloads_ok.fetch_add(1, Ordering::Relaxed);
             self.last_load.store(unix_now(), Ordering::Relaxed);
@@ -108,6 +112,11 @@ impl AdminState {
             self.reloads_failed.load(Ordering::Relaxed),
             self.last_load.load(Ordering::Relaxed),
         )
+    }
+
+    /// Whether the last reload was refused.
+    pub(crate) fn last_reload_failed(&self) -> bool {
+        self.last_failed.load(Ordering::Relaxed)
     }
 
     /// Whether every worker still runs (a draining gateway is healthy,

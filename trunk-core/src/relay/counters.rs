@@ -361,6 +361,8 @@ pub struct PeerCounters {
     bytes: [[Counter; 4]; 2],
     trunk_entries: [Counter; 2],
     calls: [[Counter; 5]; 2],
+    /// Voice frames (minis and trunk entries) of calls received from it.
+    pub voice_frames: Counter,
     /// Voice frames missing in calls' timestamps as received from it.
     pub voice_gaps: Counter,
     /// Entries per trunk frame sent to it.
@@ -386,6 +388,8 @@ pub struct PeerSnapshot {
     pub trunk_entries: [u64; 2],
     /// Ended calls by [`CallDirection`] and [`CallResult`].
     pub calls: [[u64; 5]; 2],
+    /// See [`PeerCounters::voice_frames`].
+    pub voice_frames: u64,
     /// See [`PeerCounters::voice_gaps`].
     pub voice_gaps: u64,
     /// See [`PeerCounters::trunk_frame_entries`].
@@ -408,6 +412,7 @@ impl Default for PeerCounters {
             bytes: Default::default(),
             trunk_entries: Default::default(),
             calls: Default::default(),
+            voice_frames: Counter::default(),
             voice_gaps: Counter::default(),
             trunk_frame_entries: Histogram::new(TRUNK_ENTRY_BUCKETS),
             jitter: Histogram::new(JITTER_BUCKETS),
@@ -463,6 +468,7 @@ impl PeerCounters {
                 .calls
                 .each_ref()
                 .map(|r| r.each_ref().map(Counter::get)),
+            voice_frames: self.voice_frames.get(),
             voice_gaps: self.voice_gaps.get(),
             trunk_frame_entries: self.trunk_frame_entries.snapshot(),
             jitter: self.jitter.snapshot(),
@@ -486,6 +492,7 @@ impl PeerSnapshot {
                 self.calls[d][r] += o.calls[d][r];
             }
         }
+        self.voice_frames += o.voice_frames;
         self.voice_gaps += o.voice_gaps;
         self.trunk_frame_entries.merge(&o.trunk_frame_entries);
         self.jitter.merge(&o.jitter);

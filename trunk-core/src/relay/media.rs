@@ -88,8 +88,9 @@ impl RelayWorker {
             return;
         };
         let missing = media.record(now, ts);
-        if missing > 0 {
-            if let Some(c) = self.counters.peer(peer.index()) {
+        if let Some(c) = self.counters.peer(peer.index()) {
+            c.voice_frames.incr();
+            if missing > 0 {
                 c.voice_gaps.add(missing);
             }
         }
