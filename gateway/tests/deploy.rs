@@ -291,9 +291,14 @@ fn check_metric_uses(
     // its reasons), or in the row that introduces the label: `bytes_total`
     // only names `direction`, `packets_total` describes it, "`direction`
     // (`rx`, `tx`)". So the allowed values are the words of the metric's
-    // row and of every row that describes the label.
+    // row, and unless that row describes the label itself, of every row
+    // that describes it. (`peer_info` describes its `kind`, `pbx` and
+    // `gateway`; `packets_total` its own: neither takes the other's.)
     let values_of = |metric: &MetricDoc, label: &str| -> BTreeSet<String> {
         let described = format!("`{label}` (");
+        if metric.labels.contains(&described) {
+            return metric.words.clone();
+        }
         docs.values()
             .filter(|d| d.labels.contains(&described))
             .flat_map(|d| d.words.iter().cloned())
@@ -695,12 +700,19 @@ fn kubernetes_manifests_are_complete() {
     }
 
     // The probes and the scrape annotations use the admin port the
-    // ConfigMaps listen on.
+    // ConfigMaps listen on. Readiness is /healthz (503 while draining);
+    // liveness must stay OK while draining, so it is not /healthz: a TCP
+    // connect to the admin port.
     let deployment = yaml(&k8s.join("base/deployment.yaml"));
     let pod = &deployment["spec"]["template"];
     let container = &pod["spec"]["containers"][0];
-    assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
     assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(container["readinessProbe"]["httpGet"]["port"], "admin");
+    assert!(
+        container["livenessProbe"].get("httpGet").is_none(),
+        "liveness must not be /healthz: it answers 503 while draining, and a restart cuts the calls"
+    );
+    assert_eq!(container["livenessProbe"]["tcpSocket"]["port"], "admin");
     let admin_port = container["ports"]
         .as_array()
         .unwrap()
