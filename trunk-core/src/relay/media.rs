@@ -75,23 +75,24 @@ impl RelayWorker {
         Ok(route)
     }
 
-    /// Notes a voice frame of the call in its leg's statistics; counts the
-    /// frames its timestamp says went missing on the way to us.
+    /// Notes a voice frame of the call in its leg's statistics; returns
+    /// how many frames its timestamp says went missing on the way to us.
     #[inline]
-    fn note_voice(&self, now: Instant, peer: PeerId, route: &MediaRoute, ts: Timestamp16) {
-        let Some(media) = self
-            .relay
+    fn note_voice(&self, now: Instant, route: &MediaRoute, ts: Timestamp16) -> u64 {
+        self.relay
             .table
             .slot(route.ours)
             .and_then(|s| s.media.get(route.leg))
-        else {
-            return;
-        };
-        let missing = media.record(now, ts);
+            .map_or(0, |m| m.record(now, ts))
+    }
+
+    /// Counts voice frames received from `peer` and the gaps before them.
+    #[inline]
+    fn count_voice(&self, peer: PeerId, frames: u64, gaps: u64) {
         if let Some(c) = self.counters.peer(peer.index()) {
-            c.voice_frames.incr();
-            if missing > 0 {
-                c.voice_gaps.add(missing);
+            c.voice_frames.add(frames);
+            if gaps > 0 {
+                c.voice_gaps.add(gaps);
             }
         }
     }
@@ -167,7 +168,8 @@ impl RelayWorker {
         };
         match self.media_route(now, peer, mini.source_call_number()) {
             Ok(route) => {
-                self.note_voice(now, peer, &route, mini.timestamp());
+                let gaps = self.note_voice(now, &route, mini.timestamp());
+                self.count_voice(peer, 1, gaps);
                 self.emit_voice(now, &route, mini.timestamp(), mini.payload(), out);
             }
             Err(reason) => self.counters.count_drop(reason),
@@ -237,6 +239,8 @@ impl RelayWorker {
             TrunkLayout::Timestamps => None,
         };
         let mut offset = MetaTrunkFrame::<&[u8]>::HEADER_LEN;
+        let workers = self.relay.workers;
+        let (mut own, mut voice, mut gaps) = (0, 0, 0);
         loop {
             let entry = match frame.entry_at(offset) {
                 None => break,
@@ -250,14 +254,16 @@ impl RelayWorker {
                 }
             };
             offset = entry.location.end();
-            let owner = self.relay.owner(entry.call_number);
-            if owner != self.index {
-                if received {
-                    self.handoff.insert(owner);
+            if workers > 1 {
+                let owner = self.relay.owner(entry.call_number);
+                if owner != self.index {
+                    if received {
+                        self.handoff.insert(owner);
+                    }
+                    continue;
                 }
-                continue;
             }
-            self.counters.rx_trunk_entries.incr();
+            own += 1;
             let route = match self.media_route(now, peer, entry.call_number) {
                 Ok(r) => r,
                 Err(reason) => {
@@ -270,12 +276,16 @@ impl RelayWorker {
                 (None, Some(anchor)) => rebuild_timestamp(trunk_ts, anchor, route.rx_epoch),
                 (None, None) => Timestamp16(0),
             };
-            if let Some(c) = self.counters.peer(peer.index()) {
-                c.trunk_entries(Direction::Rx, 1);
-            }
-            self.note_voice(now, peer, &route, ts);
+            voice += 1;
+            gaps += self.note_voice(now, &route, ts);
             self.emit_voice(now, &route, ts, entry.payload, out);
         }
+        // Counted once per frame rather than per entry.
+        self.counters.rx_trunk_entries.add(own);
+        if let Some(c) = self.counters.peer(peer.index()) {
+            c.trunk_entries(Direction::Rx, own);
+        }
+        self.count_voice(peer, voice, gaps);
     }
 }
 

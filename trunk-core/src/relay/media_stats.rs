@@ -13,22 +13,25 @@ use crate::wire::Timestamp16;
 /// (silence suppression, hold): one second.
 const MAX_GAP_MS: u64 = 1_000;
 
-/// One leg's voice, as received from its peer.
+/// One leg's voice, as received from its peer. Two words change per
+/// frame: `last` packs what the next frame is compared with, and
+/// `counts` packs the frame count with the jitter.
 #[derive(Debug, Default)]
 pub(crate) struct LegMedia {
-    /// Voice frames received (mini frames and trunk entries).
-    frames: AtomicU64,
-    /// Last timestamp + 1 (0: none yet).
-    last_ts: AtomicU64,
-    /// Arrival of that frame, microseconds on the relay's clock.
-    last_arrival_us: AtomicU64,
-    /// The smallest timestamp step seen, ms: the frame interval.
-    interval_ms: AtomicU64,
-    /// RFC 3550 jitter in microseconds, times 16 (the estimator's scale).
-    jitter_x16: AtomicU64,
+    /// 0 before the first frame; then bit 63 set, the last timestamp in
+    /// bits 40..56, the frame interval (ms, up to 255) in bits 32..40, and
+    /// the low 32 bits of its arrival time in microseconds.
+    last: AtomicU64,
+    /// Frames received in bits 24..64; the RFC 3550 jitter in microseconds
+    /// times 16 (the estimator's scale, capped) in bits 0..24.
+    counts: AtomicU64,
     /// Frames missing from the timestamps so far.
     gaps: AtomicU64,
 }
+
+const VALID: u64 = 1 << 63;
+const JITTER_BITS: u32 = 24;
+const JITTER_MAX: u64 = (1 << JITTER_BITS) - 1;
 
 /// What the relay saw of one call leg's voice.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -54,64 +57,68 @@ impl LegMedia {
     /// how many frames its timestamp says are missing before it.
     #[inline]
     pub(crate) fn record(&self, now: Instant, ts: Timestamp16) -> u64 {
-        set(&self.frames, get(&self.frames) + 1);
-        let arrival = now.as_micros();
-        let last = get(&self.last_ts);
-        let last_arrival = get(&self.last_arrival_us);
-        let step =
-            ts.0.wrapping_sub(u16::try_from(last.saturating_sub(1)).unwrap_or(0));
-        if last != 0 && (step == 0 || step >= 0x8000) {
-            // A repeat, or a frame from the past (reordered): it neither
-            // moves the newest timestamp nor says anything of loss.
+        #[allow(clippy::cast_possible_truncation)]
+        let arrival = now.as_micros() as u32;
+        let last = get(&self.last);
+        let counts = get(&self.counts);
+        let pack =
+            |interval: u64| VALID | (u64::from(ts.0) << 40) | (interval << 32) | u64::from(arrival);
+        if last & VALID == 0 {
+            set(&self.last, pack(0));
+            set(&self.counts, counts + (1 << JITTER_BITS));
             return 0;
         }
-        set(&self.last_ts, u64::from(ts.0) + 1);
-        set(&self.last_arrival_us, arrival);
-        if last == 0 {
+        #[allow(clippy::cast_possible_truncation)]
+        let (last_ts, interval, last_arrival) =
+            ((last >> 40) as u16, (last >> 32) & 0xff, last as u32);
+        let step = ts.0.wrapping_sub(last_ts);
+        if step == 0 || step >= 0x8000 {
+            // A repeat, or a frame from the past (reordered): it neither
+            // moves the newest timestamp nor says anything of loss.
+            set(&self.counts, counts + (1 << JITTER_BITS));
             return 0;
         }
         let step = u64::from(step);
         // RFC 3550 A.8: D is the change in transit time; J += (|D| - J)/16,
-        // kept scaled by 16.
-        let d = (i64::try_from(arrival.saturating_sub(last_arrival)).unwrap_or(i64::MAX)
-            - i64::try_from(step * 1_000).unwrap_or(0))
-        .unsigned_abs();
-        let j = get(&self.jitter_x16);
-        set(&self.jitter_x16, (j + d).saturating_sub((j + 8) >> 4));
-        if step > MAX_GAP_MS {
-            return 0;
+        // kept scaled by 16. Arrival times wrap at 2^32 us (71 minutes);
+        // only their difference counts.
+        let elapsed = u64::from(arrival.wrapping_sub(last_arrival));
+        let d = elapsed.abs_diff(step * 1_000);
+        let j = counts & JITTER_MAX;
+        let j = (j + d).saturating_sub((j + 8) >> 4).min(JITTER_MAX);
+        set(
+            &self.counts,
+            ((counts >> JITTER_BITS) + 1) << JITTER_BITS | j,
+        );
+        let mut missing = 0;
+        let mut interval = interval;
+        if step <= MAX_GAP_MS {
+            interval = match interval {
+                0 => step.min(0xff),
+                i => i.min(step),
+            };
+            missing = (step / interval.max(1)).saturating_sub(1);
+            if missing > 0 {
+                set(&self.gaps, get(&self.gaps) + missing);
+            }
         }
-        let interval = match get(&self.interval_ms) {
-            0 => step,
-            i => i.min(step),
-        };
-        set(&self.interval_ms, interval);
-        let missing = (step / interval).saturating_sub(1);
-        if missing > 0 {
-            set(&self.gaps, get(&self.gaps) + missing);
-        }
+        set(&self.last, pack(interval));
         missing
     }
 
     /// What has been seen so far.
     pub(crate) fn snapshot(&self) -> LegMediaSnapshot {
+        let counts = get(&self.counts);
         LegMediaSnapshot {
-            frames: get(&self.frames),
+            frames: counts >> JITTER_BITS,
             gaps: get(&self.gaps),
-            jitter_us: get(&self.jitter_x16) / 16,
+            jitter_us: (counts & JITTER_MAX) / 16,
         }
     }
 
     /// Forgets everything (the slot is reused by another call).
     pub(crate) fn reset(&self) {
-        for a in [
-            &self.frames,
-            &self.last_ts,
-            &self.last_arrival_us,
-            &self.interval_ms,
-            &self.jitter_x16,
-            &self.gaps,
-        ] {
+        for a in [&self.last, &self.counts, &self.gaps] {
             set(a, 0);
         }
     }
