@@ -10,9 +10,10 @@ use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use iax2_gateway::runtime::{self, GatewayHandle};
-use iax2_loadtest::driver::DriverGroup;
+use iax2_loadtest::driver::{spawn_udp, DriverConfig, DriverGroup, DriverHandle};
 use iax2_loadtest::endpoint::{EndpointStats, RegistryEntry};
 use iax2_loadtest::load::answer::{self, AnswerOptions};
+use iax2_loadtest::{AnswerMode, Endpoint, EndpointConfig};
 
 /// A UDP port free on every local address at the time of the call: for
 /// peers (iaxmodem, the far gateway) whose address must be written into a
@@ -218,4 +219,33 @@ impl Answerer {
     pub fn group(&self) -> &DriverGroup {
         &self.group
     }
+}
+
+/// An emulated PBX on `socket` (the load generator's endpoint on its own
+/// thread): u-law 20 ms, answers at once; as callee it demands a call
+/// token. `configure` changes the rest (secret, trunking, PINGs).
+pub fn emulated_pbx(
+    socket: UdpSocket,
+    seed: u64,
+    callee: bool,
+    configure: impl FnOnce(&mut EndpointConfig),
+) -> DriverHandle {
+    let local = socket.local_addr().expect("the PBX socket's address");
+    let mut cfg = EndpointConfig::new(local, seed);
+    cfg.codec = iax2_loadtest::endpoint::Codec::Ulaw;
+    cfg.require_calltoken = callee;
+    cfg.answer = AnswerMode::Answer;
+    configure(&mut cfg);
+    spawn_udp(Endpoint::new(cfg), socket, DriverConfig::default())
+        .unwrap_or_else(|e| panic!("emulated PBX on {local}: {e}"))
+}
+
+/// Stops the voice of every call of `pbx` (before a hangup, so that every
+/// frame sent is counted where it lands); how many calls, or `None` if
+/// the PBX's thread has gone.
+pub fn mute_all(pbx: &DriverHandle) -> Option<usize> {
+    pbx.with(|ep, now, _| {
+        let ids = ep.call_ids();
+        ids.into_iter().filter(|&id| ep.stop_media(now, id)).count()
+    })
 }

@@ -40,11 +40,10 @@ use std::collections::HashMap;
 use std::net::UdpSocket;
 use std::time::Duration;
 
-use iax2_interop::lab::{start_gateway, wait_for, Local, SiteSpec};
-use iax2_loadtest::driver::{spawn_udp, DriverConfig, DriverHandle};
+use iax2_interop::lab::{emulated_pbx, mute_all, start_gateway, wait_for, Local, SiteSpec};
+use iax2_loadtest::driver::DriverHandle;
 use iax2_loadtest::endpoint::TrunkConfig;
 use iax2_loadtest::tap::{Capture, CaptureLimits, Direction, Tap, TapConfig, TapHandle, TapReport};
-use iax2_loadtest::{AnswerMode, Codec, Endpoint, EndpointConfig};
 use trunk_core::relay::DropReason;
 use trunk_core::wire::{
     CallNumber, FullFrame, IaxSubclass, IeBlock, IeLookup, IeType, MetaTrunkFrame, TrunkLayout,
@@ -57,16 +56,13 @@ const HOLD: Duration = Duration::from_secs(4);
 
 /// An Asterisk-style PBX on `socket` with `trunk=yes` toward its gateway.
 fn pbx(socket: UdpSocket, seed: u64, callee: bool, layout: TrunkLayout) -> DriverHandle {
-    let mut cfg = EndpointConfig::new(socket.local_addr().unwrap(), seed);
-    cfg.secret = Some("interop-secret".into());
-    cfg.codec = Codec::Ulaw;
-    cfg.require_calltoken = callee;
-    cfg.answer = AnswerMode::Answer;
-    cfg.trunk = Some(TrunkConfig {
-        layout,
-        ..TrunkConfig::default()
-    });
-    spawn_udp(Endpoint::new(cfg), socket, DriverConfig::default()).unwrap()
+    emulated_pbx(socket, seed, callee, |c| {
+        c.secret = Some("interop-secret".into());
+        c.trunk = Some(TrunkConfig {
+            layout,
+            ..TrunkConfig::default()
+        });
+    })
 }
 
 /// A tap recording everything it forwards.
@@ -195,13 +191,7 @@ fn asterisk_style_trunk_peers_through_a_two_worker_gateway_pair() {
 
     // Both stop talking and the voice in flight lands before the hangup,
     // so that every frame sent is counted where it arrives.
-    let mute = |pbx: &DriverHandle| {
-        pbx.with(|ep, now, _| {
-            let ids = ep.call_ids();
-            ids.into_iter().filter(|&id| ep.stop_media(now, id)).count()
-        })
-    };
-    assert_eq!((mute(&a), mute(&b)), (Some(CALLS), Some(CALLS)));
+    assert_eq!((mute_all(&a), mute_all(&b)), (Some(CALLS), Some(CALLS)));
     std::thread::sleep(Duration::from_millis(500));
     let (sa, sb) = (a.stats(), b.stats());
     assert_eq!(a.hangup_all(16), CALLS);

@@ -12,21 +12,17 @@ use std::time::Duration;
 
 use iax2_gateway::admin::status::Status;
 use iax2_gateway::admin::{client, AdminServer};
-use iax2_interop::lab::{wait_for, Local, Pair, SiteSpec};
-use iax2_loadtest::driver::{spawn_udp, DriverConfig, DriverHandle};
-use iax2_loadtest::{AnswerMode, Codec, Endpoint, EndpointConfig};
+use iax2_interop::lab::{emulated_pbx, mute_all, wait_for, Local, Pair, SiteSpec};
+use iax2_loadtest::driver::DriverHandle;
 
 const CALLS: usize = 20;
 
 fn pbx(socket: UdpSocket, seed: u64, callee: bool) -> DriverHandle {
-    let mut cfg = EndpointConfig::new(socket.local_addr().unwrap(), seed);
-    cfg.secret = Some("metrics-secret".into());
-    cfg.codec = Codec::Ulaw;
-    cfg.require_calltoken = callee;
-    cfg.answer = AnswerMode::Answer;
-    // One PING per call while it is up, for the RTT.
-    cfg.ping_interval = Some(Duration::from_secs(1));
-    spawn_udp(Endpoint::new(cfg), socket, DriverConfig::default()).unwrap()
+    emulated_pbx(socket, seed, callee, |c| {
+        c.secret = Some("metrics-secret".into());
+        // One PING per call while it is up, for the RTT.
+        c.ping_interval = Some(Duration::from_secs(1));
+    })
 }
 
 /// One sample: labels and value.
@@ -126,13 +122,7 @@ fn metrics_agree_with_the_traffic_and_carry_no_addresses() {
     let text = iax2_gateway::admin::status::render(&status);
     assert!(text.contains("Peers") && text.contains("Trunks") && text.contains("pbx-a"));
 
-    let mute = |pbx: &DriverHandle| {
-        pbx.with(|ep, now, _| {
-            let ids = ep.call_ids();
-            ids.into_iter().filter(|&id| ep.stop_media(now, id)).count()
-        })
-    };
-    assert_eq!((mute(&a), mute(&b)), (Some(CALLS), Some(CALLS)));
+    assert_eq!((mute_all(&a), mute_all(&b)), (Some(CALLS), Some(CALLS)));
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(a.hangup_all(16), CALLS);
     wait_for("both tables empty", Duration::from_secs(10), || {

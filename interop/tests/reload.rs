@@ -9,18 +9,15 @@
 use std::net::UdpSocket;
 use std::time::Duration;
 
-use iax2_interop::lab::{free_loopback_addr, wait_for, Local, Pair, SiteSpec};
-use iax2_loadtest::driver::{spawn_udp, DriverConfig, DriverHandle};
-use iax2_loadtest::{AnswerMode, Codec, Endpoint, EndpointConfig};
+use iax2_interop::lab::{
+    emulated_pbx, free_loopback_addr, mute_all, wait_for, Local, Pair, SiteSpec,
+};
+use iax2_loadtest::driver::DriverHandle;
 
 const CALLS: usize = 200;
 
 fn pbx(socket: UdpSocket, seed: u64, callee: bool) -> DriverHandle {
-    let mut cfg = EndpointConfig::new(socket.local_addr().unwrap(), seed);
-    cfg.codec = Codec::Ulaw;
-    cfg.answer = AnswerMode::Answer;
-    cfg.require_calltoken = callee;
-    spawn_udp(Endpoint::new(cfg), socket, DriverConfig::default()).unwrap()
+    emulated_pbx(socket, seed, callee, |_| {})
 }
 
 #[test]
@@ -84,14 +81,8 @@ fn two_hundred_calls_survive_reloads_and_a_broken_file_changes_nothing() {
     std::thread::sleep(Duration::from_secs(1));
 
     // Not one call dropped; every voice frame arrived.
-    let mute = |pbx: &DriverHandle| {
-        pbx.with(|ep, now, _| {
-            let ids = ep.call_ids();
-            ids.into_iter().filter(|&id| ep.stop_media(now, id)).count()
-        })
-    };
     assert_eq!(
-        (mute(&a), mute(&b)),
+        (mute_all(&a), mute_all(&b)),
         (Some(CALLS), Some(CALLS)),
         "all calls still up"
     );

@@ -177,7 +177,8 @@ impl Relay {
     /// Checks every cross-reference of the table: each call's bound legs
     /// are in their peer's index, each index entry points at a live call
     /// with that leg, and the counts agree. Returns the first violation.
-    /// For tests and debug builds; it walks the whole table.
+    /// For tests and debug builds; it walks the whole table, and reads
+    /// consistently only while no worker creates or frees a call.
     pub fn check_invariants(&self) -> Result<(), String> {
         let gen = self.current();
         let mut occupied = 0;

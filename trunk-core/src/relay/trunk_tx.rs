@@ -213,19 +213,7 @@ impl TrunkSender {
         if !self.pending || now < self.next_tick {
             return false;
         }
-        let ts = self.tick_timestamp();
-        for frame in &mut self.groups {
-            send(
-                frame,
-                self.layout,
-                ts,
-                to,
-                counters.peer(self.peer),
-                counters,
-                out,
-            );
-        }
-        self.pending = false;
+        self.flush_now(to, counters, out);
         true
     }
 }
