@@ -249,3 +249,19 @@ pub fn mute_all(pbx: &DriverHandle) -> Option<usize> {
         ids.into_iter().filter(|&id| ep.stop_media(now, id)).count()
     })
 }
+
+/// One PBX per site (`pbx-a` at site A, `pbx-b` at site B, every call
+/// routed across) on bound loopback sockets, and the pair started with
+/// `workers` workers per gateway: the pair, both sites' specs, and the
+/// two PBX sockets for [`emulated_pbx`].
+pub fn two_sites(workers: usize) -> (Pair, SiteSpec, SiteSpec, UdpSocket, UdpSocket) {
+    let bind = || UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind a PBX socket");
+    let (sock_a, sock_b) = (bind(), bind());
+    let addr = |s: &UdpSocket| s.local_addr().expect("the PBX socket's address");
+    let mut site_a = SiteSpec::new(vec![Local::new("pbx-a", addr(&sock_a), None)]);
+    let mut site_b = SiteSpec::new(vec![Local::new("pbx-b", addr(&sock_b), None)]);
+    site_a.workers = workers;
+    site_b.workers = workers;
+    let pair = Pair::start(&site_a, &site_b);
+    (pair, site_a, site_b, sock_a, sock_b)
+}

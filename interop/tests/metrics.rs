@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use iax2_gateway::admin::status::Status;
 use iax2_gateway::admin::{client, AdminServer};
-use iax2_interop::lab::{emulated_pbx, mute_all, wait_for, Local, Pair, SiteSpec};
+use iax2_interop::lab::{emulated_pbx, mute_all, two_sites, wait_for};
 use iax2_loadtest::driver::DriverHandle;
 
 const CALLS: usize = 20;
@@ -81,14 +81,7 @@ fn f(n: u64) -> f64 {
 
 #[test]
 fn metrics_agree_with_the_traffic_and_carry_no_addresses() {
-    let sock_a = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let sock_b = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let (pbx_a, pbx_b) = (sock_a.local_addr().unwrap(), sock_b.local_addr().unwrap());
-    let mut site_a = SiteSpec::new(vec![Local::new("pbx-a", pbx_a, None)]);
-    let mut site_b = SiteSpec::new(vec![Local::new("pbx-b", pbx_b, None)]);
-    site_a.workers = 2;
-    site_b.workers = 2;
-    let pair = Pair::start(&site_a, &site_b);
+    let (pair, _, _, sock_a, sock_b) = two_sites(2);
     let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
     let admin_a = AdminServer::start(any, pair.a.admin_state()).unwrap();
     let admin_b = AdminServer::start(any, pair.b.admin_state()).unwrap();

@@ -9,9 +9,7 @@
 use std::net::UdpSocket;
 use std::time::Duration;
 
-use iax2_interop::lab::{
-    emulated_pbx, free_loopback_addr, mute_all, wait_for, Local, Pair, SiteSpec,
-};
+use iax2_interop::lab::{emulated_pbx, free_loopback_addr, mute_all, two_sites, wait_for, Local};
 use iax2_loadtest::driver::DriverHandle;
 
 const CALLS: usize = 200;
@@ -22,14 +20,7 @@ fn pbx(socket: UdpSocket, seed: u64, callee: bool) -> DriverHandle {
 
 #[test]
 fn two_hundred_calls_survive_reloads_and_a_broken_file_changes_nothing() {
-    let sock_a = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let sock_b = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let (pbx_a, pbx_b) = (sock_a.local_addr().unwrap(), sock_b.local_addr().unwrap());
-    let mut site_a = SiteSpec::new(vec![Local::new("pbx-a", pbx_a, None)]);
-    let mut site_b = SiteSpec::new(vec![Local::new("pbx-b", pbx_b, None)]);
-    site_a.workers = 2;
-    site_b.workers = 2;
-    let pair = Pair::start(&site_a, &site_b);
+    let (pair, site_a, site_b, sock_a, sock_b) = two_sites(2);
     let a = pbx(sock_a, 31, false);
     let b = pbx(sock_b, 32, true);
 
