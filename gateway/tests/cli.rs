@@ -4,11 +4,15 @@
 // Test helpers outside #[test] functions fail loudly by design.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::net::UdpSocket;
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+
+use common::{free_port, text, wait_within};
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_iax2-gateway"))
@@ -35,15 +39,6 @@ impl Drop for TempFile {
     }
 }
 
-/// A free loopback UDP port (free when asked; the test binds it soon after).
-fn free_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn config(listen_port: u16) -> String {
     format!(
         "listen: 127.0.0.1:{listen_port}
@@ -63,10 +58,6 @@ routes:
     to: pbx-a
 "
     )
-}
-
-fn text(out: &[u8]) -> String {
-    String::from_utf8_lossy(out).into_owned()
 }
 
 #[test]
@@ -119,25 +110,6 @@ fn run_exits_2_on_a_bad_config() {
     assert!(text(&out.stderr).contains(&*f.0.display().to_string()));
 }
 
-/// Waits for `child` up to `limit`; kills it and fails if it overstays.
-fn wait_within(mut child: Child, limit: Duration) -> Output {
-    let start = Instant::now();
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            return child.wait_with_output().unwrap();
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!(
-                "still running after {limit:?}; stderr:\n{}",
-                text(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[test]
 fn run_stops_cleanly_on_sigterm() {
     let port = free_port();
@@ -166,7 +138,7 @@ fn run_stops_cleanly_on_sigterm() {
     // SAFETY: kill(2) with a pid this test spawned and still owns (not yet
     // waited for, so the pid cannot have been reused).
     assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-    let out = wait_within(child, Duration::from_secs(10));
+    let out = wait_within(child, Duration::from_secs(10)).0;
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(err.contains("gateway started"), "{err}");

@@ -21,7 +21,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{cn, iax, pbx, recv};
+use common::{cn, free_port, iax, pbx, recv, text, wait_within};
 use trunk_core::wire::{
     CallNumber, ControlSubclass, FrameType, FullFrame, FullFramePayload, FullFrameRepr,
     IaxSubclass, Ie, IeBlock, IeList, IeLookup, IeType, MiniFrame, MiniFrameRepr, SeqNo, Subclass,
@@ -33,16 +33,6 @@ fn temp_path(name: &str) -> PathBuf {
     static N: AtomicUsize = AtomicUsize::new(0);
     let n = N.fetch_add(1, Ordering::Relaxed);
     std::env::temp_dir().join(format!("iax2-gw-life-{}-{n}-{name}", std::process::id()))
-}
-
-/// A free loopback UDP port (free when asked; the gateway binds it soon
-/// after).
-fn free_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A gateway between PBX A and PBX B (no trunk: the calls' own frames go
@@ -166,22 +156,7 @@ impl Gateway {
     /// Waits for the exit up to `limit` (kills the gateway and fails after
     /// it); returns the output and how long the wait took.
     fn exit_within(&mut self, limit: Duration) -> (Output, Duration) {
-        let start = Instant::now();
-        let mut child = self.child.take().unwrap();
-        loop {
-            if child.try_wait().unwrap().is_some() {
-                return (child.wait_with_output().unwrap(), start.elapsed());
-            }
-            if start.elapsed() > limit {
-                let _ = child.kill();
-                let out = child.wait_with_output().unwrap();
-                panic!(
-                    "still running after {limit:?}; stderr:\n{}",
-                    text(&out.stderr)
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_within(self.child.take().unwrap(), limit)
     }
 }
 
@@ -195,10 +170,6 @@ impl Drop for Gateway {
             let _ = std::fs::remove_file(f);
         }
     }
-}
-
-fn text(out: &[u8]) -> String {
-    String::from_utf8_lossy(out).into_owned()
 }
 
 /// The two PBXs around a gateway.

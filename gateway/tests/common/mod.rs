@@ -5,7 +5,8 @@
 #![allow(clippy::unwrap_used, dead_code, unreachable_pub)]
 
 use std::net::{SocketAddr, UdpSocket};
-use std::time::Duration;
+use std::process::{Child, Output};
+use std::time::{Duration, Instant};
 
 use iax2_gateway::GatewayHandle;
 use trunk_core::wire::{
@@ -136,4 +137,29 @@ pub fn recv(sock: &UdpSocket) -> (SocketAddr, Vec<u8>) {
     let mut buf = [0; 4096];
     let (n, from) = sock.recv_from(&mut buf).unwrap();
     (from, buf[..n].to_vec())
+}
+
+/// A process's output as text.
+pub fn text(out: &[u8]) -> String {
+    String::from_utf8_lossy(out).into_owned()
+}
+
+/// Waits for `child` up to `limit` and returns its output and how long it
+/// took; kills it and fails, with its stderr, if it overstays.
+pub fn wait_within(mut child: Child, limit: Duration) -> (Output, Duration) {
+    let start = Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return (child.wait_with_output().unwrap(), start.elapsed());
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "still running after {limit:?}; stderr:\n{}",
+                text(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
