@@ -208,6 +208,16 @@ fn mini(src: u16, ts: u16, byte: u8) -> Vec<u8> {
 }
 
 impl Pbxs {
+    /// The gateway's configuration for these two PBXs (see `config`).
+    fn config(&self, port: u16, extra: &str) -> String {
+        config(
+            port,
+            self.a.local_addr().unwrap(),
+            self.b.local_addr().unwrap(),
+            extra,
+        )
+    }
+
     fn new() -> Self {
         Self { a: pbx(), b: pbx() }
     }
@@ -333,12 +343,7 @@ impl Pbxs {
 fn sigterm_refuses_new_calls_relays_live_ones_and_exits_once_they_end() {
     let pbxs = Pbxs::new();
     let port = free_port();
-    let yaml = config(
-        port,
-        pbxs.a.local_addr().unwrap(),
-        pbxs.b.local_addr().unwrap(),
-        "timeouts:\n  hangup_linger: 1\n  drain: 30",
-    );
+    let yaml = pbxs.config(port, "timeouts:\n  hangup_linger: 1\n  drain: 30");
     let mut gw = Gateway::spawn(port, &yaml, &[], &[]);
     let addr = gw.addr;
     let calls: Vec<Call> = (0..3).map(|k| pbxs.call(addr, k)).collect();
@@ -394,12 +399,7 @@ fn sigterm_refuses_new_calls_relays_live_ones_and_exits_once_they_end() {
 fn a_call_that_never_ends_is_cut_at_the_drain_deadline() {
     let pbxs = Pbxs::new();
     let port = free_port();
-    let yaml = config(
-        port,
-        pbxs.a.local_addr().unwrap(),
-        pbxs.b.local_addr().unwrap(),
-        "timeouts:\n  hangup_linger: 1\n  drain: 2",
-    );
+    let yaml = pbxs.config(port, "timeouts:\n  hangup_linger: 1\n  drain: 2");
     let mut gw = Gateway::spawn(port, &yaml, &[], &[]);
     let call = pbxs.call(gw.addr, 0);
     let begun = Instant::now();
@@ -424,12 +424,7 @@ fn sigint_or_a_second_sigterm_during_a_drain_stops_at_once() {
     for (signal, name) in [(libc::SIGINT, "SIGINT"), (libc::SIGTERM, "SIGTERM")] {
         let pbxs = Pbxs::new();
         let port = free_port();
-        let yaml = config(
-            port,
-            pbxs.a.local_addr().unwrap(),
-            pbxs.b.local_addr().unwrap(),
-            "timeouts:\n  drain: 600",
-        );
+        let yaml = pbxs.config(port, "timeouts:\n  drain: 600");
         let mut gw = Gateway::spawn(port, &yaml, &[], &[]);
         pbxs.call(gw.addr, 0);
         gw.start_drain();
@@ -450,12 +445,7 @@ fn sigint_or_a_second_sigterm_during_a_drain_stops_at_once() {
 fn sigint_stops_at_once_without_a_drain() {
     let pbxs = Pbxs::new();
     let port = free_port();
-    let yaml = config(
-        port,
-        pbxs.a.local_addr().unwrap(),
-        pbxs.b.local_addr().unwrap(),
-        "timeouts:\n  drain: 600",
-    );
+    let yaml = pbxs.config(port, "timeouts:\n  drain: 600");
     let mut gw = Gateway::spawn(port, &yaml, &[], &[]);
     pbxs.call(gw.addr, 0);
     gw.signal(libc::SIGINT);
@@ -471,12 +461,7 @@ fn sigint_stops_at_once_without_a_drain() {
 fn systemd_hears_ready_then_stopping() {
     let pbxs = Pbxs::new();
     let port = free_port();
-    let yaml = config(
-        port,
-        pbxs.a.local_addr().unwrap(),
-        pbxs.b.local_addr().unwrap(),
-        "",
-    );
+    let yaml = pbxs.config(port, "");
     // Gateway::spawn has checked READY=1; see the whole first message.
     let file = temp_path("notify.yaml");
     std::fs::write(&file, &yaml).unwrap();

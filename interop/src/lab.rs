@@ -265,3 +265,17 @@ pub fn two_sites(workers: usize) -> (Pair, SiteSpec, SiteSpec, UdpSocket, UdpSoc
     let pair = Pair::start(&site_a, &site_b);
     (pair, site_a, site_b, sock_a, sock_b)
 }
+
+/// Fails, naming the gateway, if it dropped anything as malformed, from a
+/// stranger, for an unknown call or before a call started.
+pub fn assert_no_stray_drops(name: &str, c: &trunk_core::relay::CounterSnapshot) {
+    use trunk_core::relay::DropReason;
+    for r in [
+        DropReason::Malformed,
+        DropReason::UnknownCall,
+        DropReason::Stranger,
+        DropReason::CallNotStarted,
+    ] {
+        assert_eq!(c.drops(r), 0, "{name}: {r:?}");
+    }
+}
