@@ -89,6 +89,16 @@ pub enum PeerKind {
     Gateway,
 }
 
+impl PeerKind {
+    /// The configuration's word for it: `pbx` or `gateway`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pbx => "pbx",
+            Self::Gateway => "gateway",
+        }
+    }
+}
+
 /// One configured peer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Peer {

@@ -283,9 +283,8 @@ fn run(args: &RunArgs) -> ExitCode {
     let signal = wait_for_stop(&mut signals, &on_sighup);
     tracing::info!(signal = signal_name(signal), "stopping");
     if signal == SIGTERM {
-        // The drain deadline in force is the last reloaded one.
-        let deadline =
-            iax2_config::load(args.file.path()).map_or(config.timeouts.drain, |c| c.timeouts.drain);
+        // The deadline of the configuration in force (the last reload).
+        let deadline = gateway.relay().timeouts().drain;
         drain(&gateway, deadline, &mut signals, &on_sighup);
     }
     let counters = gateway.stop();

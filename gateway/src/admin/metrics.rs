@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
@@ -32,21 +32,33 @@ struct Family<'a, 'e> {
 }
 
 impl Family<'_, '_> {
+    /// One prefixed family of `kind`: each sample's labels, then its value
+    /// written by `write`.
+    fn family<const N: usize, V>(
+        &mut self,
+        name: &str,
+        help: &str,
+        kind: MetricType,
+        samples: impl IntoIterator<Item = ([(&'static str, String); N], V)>,
+        write: impl Fn(V, MetricEncoder<'_>) -> Result<(), std::fmt::Error>,
+    ) -> Result<(), std::fmt::Error> {
+        let full = format!("{PREFIX}{name}");
+        let mut m = self.encoder.encode_descriptor(&full, help, None, kind)?;
+        for (labels, v) in samples {
+            write(v, m.encode_family(&labels)?)?;
+        }
+        Ok(())
+    }
+
     fn counter<const N: usize>(
         &mut self,
         name: &str,
         help: &str,
         samples: impl IntoIterator<Item = ([(&'static str, String); N], u64)>,
     ) -> Result<(), std::fmt::Error> {
-        let full = format!("{PREFIX}{name}");
-        let mut m = self
-            .encoder
-            .encode_descriptor(&full, help, None, MetricType::Counter)?;
-        for (labels, v) in samples {
-            let labels = labels.map(|(k, v)| (k, v));
-            ConstCounter::new(v).encode(m.encode_family(&labels)?)?;
-        }
-        Ok(())
+        self.family(name, help, MetricType::Counter, samples, |v, m| {
+            ConstCounter::new(v).encode(m)
+        })
     }
 
     fn gauge<const N: usize>(
@@ -55,14 +67,9 @@ impl Family<'_, '_> {
         help: &str,
         samples: impl IntoIterator<Item = ([(&'static str, String); N], f64)>,
     ) -> Result<(), std::fmt::Error> {
-        let full = format!("{PREFIX}{name}");
-        let mut m = self
-            .encoder
-            .encode_descriptor(&full, help, None, MetricType::Gauge)?;
-        for (labels, v) in samples {
-            ConstGauge::new(v).encode(m.encode_family(&labels)?)?;
-        }
-        Ok(())
+        self.family(name, help, MetricType::Gauge, samples, |v, m| {
+            ConstGauge::new(v).encode(m)
+        })
     }
 
     fn histogram<const N: usize>(
@@ -71,15 +78,9 @@ impl Family<'_, '_> {
         help: &str,
         samples: impl IntoIterator<Item = ([(&'static str, String); N], HistogramSnapshot)>,
     ) -> Result<(), std::fmt::Error> {
-        let full = format!("{PREFIX}{name}");
-        let mut m = self
-            .encoder
-            .encode_descriptor(&full, help, None, MetricType::Histogram)?;
-        for (labels, h) in samples {
-            let mut f = m.encode_family(&labels)?;
-            f.encode_histogram::<NoLabelSet>(h.sum, h.count(), &h.cumulative(), None)?;
-        }
-        Ok(())
+        self.family(name, help, MetricType::Histogram, samples, |h, mut m| {
+            m.encode_histogram::<NoLabelSet>(h.sum, h.count(), &h.cumulative(), None)
+        })
     }
 
     /// A process metric: standard name, no prefix, no labels.
@@ -152,10 +153,7 @@ impl Collector for GatewayCollector {
             "The configured peers (always 1), with their kind.",
             named.iter().map(|(v, _)| {
                 (
-                    [
-                        ("peer", v.name.clone()),
-                        ("kind", format!("{:?}", v.kind).to_lowercase()),
-                    ],
+                    [("peer", v.name.clone()), ("kind", s(v.kind.as_str()))],
                     1.0,
                 )
             }),

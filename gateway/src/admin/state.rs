@@ -9,7 +9,7 @@ use std::time::SystemTime;
 use parking_lot::Mutex;
 
 use trunk_core::relay::{
-    CounterSnapshot, Counters, HistogramSnapshot, PeerSnapshot, Relay, SETUP_BUCKETS,
+    CounterSnapshot, Counters, Histogram, HistogramSnapshot, PeerSnapshot, Relay, SETUP_BUCKETS,
 };
 
 /// The gateway as the admin endpoints see it.
@@ -156,11 +156,7 @@ impl AdminState {
 
     /// The setup-time histogram summed over the workers.
     pub(crate) fn call_setup(&self) -> HistogramSnapshot {
-        let mut h = HistogramSnapshot {
-            bounds: SETUP_BUCKETS,
-            counts: vec![0; SETUP_BUCKETS.len() + 1],
-            sum: 0.0,
-        };
+        let mut h = Histogram::new(SETUP_BUCKETS).snapshot();
         for c in &self.counters {
             h.merge(&c.call_setup.snapshot());
         }

@@ -143,7 +143,7 @@ pub fn collect(state: &AdminState) -> Status {
             .sum::<u64>();
         peers.push(PeerStatus {
             name: v.name.clone(),
-            kind: format!("{:?}", v.kind).to_lowercase(),
+            kind: v.kind.as_str().to_owned(),
             addr: v.addr.map_or_else(|| "-".to_owned(), |a| a.to_string()),
             state: match last_seen_ms {
                 None => "unknown",

@@ -150,6 +150,11 @@ impl Relay {
         Arc::clone(&self.current.read())
     }
 
+    /// The timers of the configuration in force (the last one loaded).
+    pub fn timeouts(&self) -> Timeouts {
+        self.current.read().timeouts
+    }
+
     /// Applies a new configuration (already validated): peers, routes and
     /// timers change at once for every worker; live calls go on. Settings
     /// that need new sockets or threads (`listen`, `workers`) are reported,
