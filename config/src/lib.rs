@@ -19,6 +19,7 @@
 //! trunkfreq: 20                # optional defaults for trunk peers
 //! trunkmtu: 1240
 //! trunktimestamps: yes
+//! udp_gso: yes                 # optional, default yes: segmented sends
 //! timeouts:                    # optional, seconds
 //!   call_idle: 60
 //!   drain: 60                  # SIGTERM waits this long for calls to end

@@ -22,6 +22,11 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Worker threads (default: the available cores).
     pub workers: NonZeroUsize,
+    /// `udp_gso` (default true): a worker sends each run of equal-sized
+    /// datagrams to one address (the minis of a trunk frame to its PBX,
+    /// the full trunk frames of a tick) as one segmented send, which the
+    /// kernel cuts into the same datagrams; off if the kernel refuses.
+    pub udp_gso: bool,
     /// The peers, in file order. Names are unique.
     pub peers: Vec<Peer>,
     /// The routes, in file order; the first that matches a NEW wins.

@@ -19,6 +19,7 @@ pub(crate) struct RawConfig {
     pub(crate) trunkfreq: Option<Spanned<i64>>,
     pub(crate) trunkmtu: Option<Spanned<i64>>,
     pub(crate) trunktimestamps: Option<Spanned<bool>>,
+    pub(crate) udp_gso: Option<Spanned<bool>>,
     pub(crate) timeouts: Option<Spanned<RawTimeouts>>,
     pub(crate) admin: Option<Spanned<RawAdmin>>,
     pub(crate) log: Option<Spanned<RawLog>>,

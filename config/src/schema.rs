@@ -44,7 +44,7 @@ pub(crate) const LOG: &str = "a map with format and level";
 pub(crate) const LOG_FORMAT: &str = "human or json";
 pub(crate) const LOG_LEVEL: &str = "error, warn, info, debug or trace";
 pub(crate) const TOP: &str =
-    "a map with peers and routes, and optionally listen, workers, trunkfreq, trunkmtu, trunktimestamps, timeouts, admin, log";
+    "a map with peers and routes, and optionally listen, workers, trunkfreq, trunkmtu, trunktimestamps, udp_gso, timeouts, admin, log";
 
 const NUMBER: &str = "a whole number";
 const BOOLEAN: &str = "a boolean";
@@ -69,6 +69,7 @@ pub(crate) fn expected_at(path: &[Segment]) -> Option<Expect> {
             "trunkfreq" => expect(NUMBER, TRUNKFREQ),
             "trunkmtu" => expect(NUMBER, TRUNKMTU),
             "trunktimestamps" => expect(BOOLEAN, BOOL),
+            "udp_gso" => expect(BOOLEAN, BOOL),
             "timeouts" => expect(MAP, TIMEOUTS),
             "admin" => expect(MAP, ADMIN),
             "log" => expect(MAP, LOG),

@@ -545,6 +545,7 @@ pub(crate) fn validate(raw: RawConfig, file: &str) -> Result<Config, ConfigError
     Ok(Config {
         listen,
         workers,
+        udp_gso: raw.udp_gso.as_ref().is_none_or(|v| v.value),
         peers,
         routes,
         timeouts,

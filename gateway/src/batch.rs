@@ -45,6 +45,7 @@ pub struct IoCounters {
     recv_errors: Cell,
     send_syscalls: Cell,
     sent_datagrams: Cell,
+    sent_segmented: Cell,
     send_errors: Cell,
     send_blocked: Cell,
 }
@@ -62,6 +63,9 @@ pub struct IoSnapshot {
     pub send_syscalls: u64,
     /// Datagrams the kernel accepted.
     pub sent_datagrams: u64,
+    /// Of those, datagrams that went in a segmented send (UDP GSO: one
+    /// buffer the kernel cuts into equal datagrams).
+    pub sent_segmented: u64,
     /// Datagrams the kernel refused (each dropped alone).
     pub send_errors: u64,
     /// Times the socket's send buffer was full (`EAGAIN`).
@@ -77,6 +81,7 @@ impl IoCounters {
             recv_errors: self.recv_errors.get(),
             send_syscalls: self.send_syscalls.get(),
             sent_datagrams: self.sent_datagrams.get(),
+            sent_segmented: self.sent_segmented.get(),
             send_errors: self.send_errors.get(),
             send_blocked: self.send_blocked.get(),
         }
@@ -106,6 +111,7 @@ impl IoSnapshot {
         self.recv_errors += other.recv_errors;
         self.send_syscalls += other.send_syscalls;
         self.sent_datagrams += other.sent_datagrams;
+        self.sent_segmented += other.sent_segmented;
         self.send_errors += other.send_errors;
         self.send_blocked += other.send_blocked;
     }
@@ -331,8 +337,23 @@ pub struct SendBatch {
     io: Arc<IoCounters>,
     log_errors: LogLimiter,
     log_full: LogLimiter,
+    /// Runs of equal datagrams to one destination go as one segmented
+    /// send (UDP GSO). Off for good once the kernel says it cannot.
+    segmentation: bool,
+    /// The last segmented send failed for a reason of its own: send the
+    /// head run once more as single datagrams, so each fails or goes alone.
+    unsegmented_once: bool,
+    log_segmentation: LogLimiter,
     #[cfg(target_os = "linux")]
     sys: mmsg::SendState,
+}
+
+/// What one send syscall took.
+#[derive(Clone, Copy, Debug, Default)]
+struct Sent {
+    datagrams: usize,
+    /// Of them, datagrams in segmented sends.
+    segmented: usize,
 }
 
 impl SendBatch {
@@ -357,9 +378,25 @@ impl SendBatch {
             io,
             log_errors: LogLimiter::default(),
             log_full: LogLimiter::default(),
+            segmentation: cfg!(target_os = "linux"),
+            unsegmented_once: false,
+            log_segmentation: LogLimiter::default(),
             #[cfg(target_os = "linux")]
             sys: mmsg::SendState::new(slots),
         }
+    }
+
+    /// Turns segmented sends (UDP GSO) on or off; on by default on Linux,
+    /// where the batch turns it off by itself if the kernel refuses it.
+    /// Datagrams leave the same either way: off costs one trip through the
+    /// network stack per datagram instead of per run.
+    pub fn set_segmentation(&mut self, on: bool) {
+        self.segmentation = on && cfg!(target_os = "linux");
+    }
+
+    /// Whether segmented sends are in use.
+    pub fn segmentation(&self) -> bool {
+        self.segmentation
     }
 
     /// The most datagrams the queue holds.
@@ -392,21 +429,23 @@ impl SendBatch {
                 return Flush::Blocked;
             }
             match self.send_some(socket) {
-                Ok(0) => {
+                Ok(Sent { datagrams: 0, .. }) => {
                     // Not expected with datagrams queued; drop the head so
                     // the loop always makes progress.
                     self.io.send_errors.add(1);
                     self.advance(1);
                 }
-                Ok(n) => {
+                Ok(sent) => {
                     self.io.send_syscalls.add(1);
-                    self.io.sent_datagrams.add(n as u64);
-                    self.advance(n);
+                    self.io.sent_datagrams.add(sent.datagrams as u64);
+                    self.io.sent_segmented.add(sent.segmented as u64);
+                    self.advance(sent.datagrams);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.blocked = true;
                     self.io.send_blocked.add(1);
                 }
+                Err(e) if self.head_was_segmented() => self.segmented_send_failed(&e),
                 Err(e) => {
                     // The error is the head datagram's own (sendmmsg
                     // reports an error only when the first message fails):
@@ -422,6 +461,34 @@ impl SendBatch {
             }
         }
         Flush::Done
+    }
+
+    /// Whether the head of the last failed send was a segmented run.
+    fn head_was_segmented(&self) -> bool {
+        #[cfg(target_os = "linux")]
+        return self.sys.head_segments() > 1;
+        #[cfg(not(target_os = "linux"))]
+        return false;
+    }
+
+    /// A segmented send failed. If the kernel or the route cannot segment
+    /// (no UDP GSO, no checksum offload on the device, a segment larger
+    /// than the path's MTU), segmentation is turned off for good; any other
+    /// error is the datagrams' own, so the run is sent again one by one and
+    /// each fails or goes alone.
+    fn segmented_send_failed(&mut self, e: &io::Error) {
+        let cannot = matches!(
+            e.raw_os_error(),
+            Some(libc::EIO | libc::EINVAL | libc::EOPNOTSUPP | libc::ENOPROTOOPT | libc::EMSGSIZE)
+        );
+        if cannot {
+            self.segmentation = false;
+            if let Some(suppressed) = self.log_segmentation.allow() {
+                tracing::warn!(error = %e, suppressed, "segmented sends (UDP GSO) refused, sending datagrams one by one");
+            }
+        } else {
+            self.unsegmented_once = true;
+        }
     }
 
     /// The socket became writable: try the queue again.
@@ -442,18 +509,23 @@ impl SendBatch {
 
     /// One send syscall over the head of the queue: how many went.
     #[cfg(target_os = "linux")]
-    fn send_some(&mut self, socket: &UdpSocket) -> io::Result<usize> {
+    fn send_some(&mut self, socket: &UdpSocket) -> io::Result<Sent> {
         use std::os::fd::AsRawFd;
         let queue = queue(&self.bufs, &self.queued, self.head, self.len);
-        self.sys.send(socket.as_raw_fd(), queue)
+        let segment = self.segmentation && !std::mem::take(&mut self.unsegmented_once);
+        self.sys.send(socket.as_raw_fd(), queue, segment)
     }
 
     #[cfg(not(target_os = "linux"))]
-    fn send_some(&mut self, socket: &UdpSocket) -> io::Result<usize> {
-        match queue(&self.bufs, &self.queued, self.head, self.len).next() {
-            Some((to, data)) => portable::send(socket, to, data),
-            None => Ok(0),
-        }
+    fn send_some(&mut self, socket: &UdpSocket) -> io::Result<Sent> {
+        let datagrams = match queue(&self.bufs, &self.queued, self.head, self.len).next() {
+            Some((to, data)) => portable::send(socket, to, data)?,
+            None => 0,
+        };
+        Ok(Sent {
+            datagrams,
+            segmented: 0,
+        })
     }
 
     fn slot_mut(&mut self, slot: usize) -> &mut [u8] {
@@ -578,7 +650,18 @@ mod mmsg {
 
     use trunk_core::transmit::MAX_DATAGRAM;
 
-    use super::{unmap, Meta, CONTROL_WORDS};
+    use super::{unmap, Meta, Sent, CONTROL_WORDS};
+
+    /// Most datagrams in one segmented send: the kernel's `UDP_MAX_SEGMENTS`
+    /// was 64 before Linux 6.9.
+    pub(super) const MAX_SEGMENTS: usize = 64;
+
+    /// Most bytes in one segmented send: what fits one IPv6 or IPv4 packet
+    /// of at most 64 KiB with its headers.
+    pub(super) const MAX_SEGMENTED_BYTES: usize = 65_000;
+
+    /// Words of one `UDP_SEGMENT` control message (`CMSG_SPACE(2)`).
+    const SEGMENT_CONTROL_WORDS: usize = 3;
 
     /// Headers for `recvmmsg` or `sendmmsg`. They hold raw pointers into
     /// the batch's buffers, rewritten before every call, so moving the
@@ -587,6 +670,10 @@ mod mmsg {
         addrs: Box<[libc::sockaddr_storage]>,
         iovecs: Box<[libc::iovec]>,
         hdrs: Box<[libc::mmsghdr]>,
+        /// Datagrams each header of the last send carried (send side).
+        segments: Box<[usize]>,
+        /// One `UDP_SEGMENT` control message per header (send side).
+        segment_control: Box<[u64]>,
     }
 
     /// The receive side's headers.
@@ -643,7 +730,15 @@ mod mmsg {
                 addrs: (0..slots).map(|_| zeroed_storage()).collect(),
                 iovecs: (0..slots).map(|_| empty_iovec()).collect(),
                 hdrs: (0..slots).map(|_| zeroed_mmsghdr()).collect(),
+                segments: vec![0; slots].into_boxed_slice(),
+                segment_control: vec![0; slots * SEGMENT_CONTROL_WORDS].into_boxed_slice(),
             }
+        }
+
+        /// Datagrams in the first message of the last send: more than one
+        /// if it was a segmented run.
+        pub(super) fn head_segments(&self) -> usize {
+            self.segments.first().copied().unwrap_or(0)
         }
 
         /// One `recvmmsg` into `bufs`; with a non-empty `control`
@@ -708,41 +803,148 @@ mod mmsg {
         }
 
         /// One `sendmmsg` of the first datagrams of `queue`: how many the
-        /// kernel took. An error is the first datagram's.
+        /// kernel took. An error is the first message's.
+        ///
+        /// With `segment`, each run of datagrams to one destination that
+        /// are all as long as the first (the last may be shorter) goes as
+        /// one message whose iovecs the kernel cuts back into those
+        /// datagrams (`UDP_SEGMENT`): one trip through the network stack
+        /// for the run. Datagrams stay in order either way.
         pub(super) fn send<'q>(
             &mut self,
             fd: RawFd,
             queue: impl Iterator<Item = (SocketAddr, &'q [u8])>,
-        ) -> io::Result<usize> {
-            let slots = queue
-                .zip(self.iovecs.iter_mut())
-                .zip(self.addrs.iter_mut())
-                .zip(self.hdrs.iter_mut());
-            let mut n = 0;
-            for ((((to, data), iov), addr), hdr) in slots {
-                let namelen = write_sockaddr(to, addr);
-                // The kernel only reads through this pointer (sendmmsg
+            segment: bool,
+        ) -> io::Result<Sent> {
+            let mut queue = queue.peekable();
+            let slots = self.hdrs.len();
+            let (mut messages, mut used) = (0, 0);
+            while let Some((to, data)) = queue.next() {
+                let (Some(hdr), Some(addr), Some(segments)) = (
+                    self.hdrs.get_mut(messages),
+                    self.addrs.get_mut(messages),
+                    self.segments.get_mut(messages),
+                ) else {
+                    break;
+                };
+                let first = used;
+                let Some(iov) = self.iovecs.get_mut(first) else {
+                    break;
+                };
+                // The kernel only reads through these pointers (sendmmsg
                 // takes the same iovec type as recvmmsg, hence `mut`).
-                point(
-                    hdr,
-                    iov,
-                    addr,
-                    data.as_ptr().cast_mut().cast(),
-                    data.len(),
-                    namelen,
-                );
-                n += 1;
+                *iov = libc::iovec {
+                    iov_base: data.as_ptr().cast_mut().cast(),
+                    iov_len: data.len(),
+                };
+                used += 1;
+                let size = data.len();
+                let mut count = 1;
+                let mut bytes = size;
+                while segment && size > 0 && count < MAX_SEGMENTS && used < slots {
+                    let next = match queue.peek() {
+                        Some(&(next_to, next))
+                            if next_to == to
+                                && !next.is_empty()
+                                && next.len() <= size
+                                && bytes + next.len() <= MAX_SEGMENTED_BYTES =>
+                        {
+                            next
+                        }
+                        _ => break,
+                    };
+                    let Some(iov) = self.iovecs.get_mut(used) else {
+                        break;
+                    };
+                    *iov = libc::iovec {
+                        iov_base: next.as_ptr().cast_mut().cast(),
+                        iov_len: next.len(),
+                    };
+                    queue.next();
+                    used += 1;
+                    count += 1;
+                    bytes += next.len();
+                    if next.len() < size {
+                        // Only the last segment may be shorter.
+                        break;
+                    }
+                }
+                let namelen = write_sockaddr(to, addr);
+                let h = &mut hdr.msg_hdr;
+                h.msg_name = ptr::from_mut(addr).cast();
+                h.msg_namelen = namelen;
+                h.msg_iov = self.iovecs[first..].as_mut_ptr();
+                h.msg_iovlen = count as _;
+                h.msg_control = ptr::null_mut();
+                h.msg_controllen = 0;
+                h.msg_flags = 0;
+                hdr.msg_len = 0;
+                if count > 1 {
+                    let control = self
+                        .segment_control
+                        .chunks_exact_mut(SEGMENT_CONTROL_WORDS)
+                        .nth(messages);
+                    if let Some(control) = control {
+                        write_segment_size(h, control, size);
+                    }
+                }
+                *segments = count;
+                messages += 1;
+                if used == slots {
+                    break;
+                }
             }
-            if n == 0 {
-                return Ok(0);
+            if let Some(rest) = self.segments.get_mut(messages..) {
+                // A failed call reads `head_segments`: never a stale count.
+                rest.iter_mut().for_each(|s| *s = 0);
+            }
+            if messages == 0 {
+                return Ok(Sent::default());
             }
             let hdrs = self.hdrs.as_mut_ptr();
-            // SAFETY: the first `n` headers were just pointed at live
-            // memory: each at its own sockaddr_storage holding `msg_namelen`
-            // initialised bytes, and at its own iovec over a queued datagram
-            // that `queue` borrows for this call. The kernel reads within
-            // those bounds only.
-            retry_eintr(|| unsafe { libc::sendmmsg(fd, hdrs, c_len(n), 0) })
+            // SAFETY: the first `messages` headers were just pointed at
+            // live memory: each at its own sockaddr_storage holding
+            // `msg_namelen` initialised bytes, at `msg_iovlen` consecutive
+            // iovecs over queued datagrams that `queue` borrows for this
+            // call, and, when segmented, at its own control buffer holding
+            // one complete UDP_SEGMENT message (`msg_controllen` bytes).
+            // The kernel reads within those bounds only.
+            let took = retry_eintr(|| unsafe { libc::sendmmsg(fd, hdrs, c_len(messages), 0) })?;
+            let mut sent = Sent::default();
+            for &count in self.segments.iter().take(took) {
+                sent.datagrams += count;
+                if count > 1 {
+                    sent.segmented += count;
+                }
+            }
+            Ok(sent)
+        }
+    }
+
+    /// Puts one `UDP_SEGMENT` control message saying `size` into
+    /// `control` and points `h` at it.
+    fn write_segment_size(h: &mut libc::msghdr, control: &mut [u64], size: usize) {
+        let Ok(size) = u16::try_from(size) else {
+            return;
+        };
+        h.msg_control = control.as_mut_ptr().cast();
+        h.msg_controllen = mem::size_of_val(control) as _;
+        // SAFETY: `control` is SEGMENT_CONTROL_WORDS u64s, which is at
+        // least CMSG_SPACE(2) bytes and aligned for cmsghdr, and `h` points
+        // at it with that length, so CMSG_FIRSTHDR is non-null and the
+        // header and its two data bytes lie inside `control`.
+        unsafe {
+            let c = libc::CMSG_FIRSTHDR(h);
+            if c.is_null() {
+                h.msg_control = ptr::null_mut();
+                h.msg_controllen = 0;
+                return;
+            }
+            (*c).cmsg_level = libc::SOL_UDP;
+            (*c).cmsg_type = libc::UDP_SEGMENT;
+            (*c).cmsg_len = libc::CMSG_LEN(2) as _;
+            ptr::write_unaligned(libc::CMSG_DATA(c).cast::<u16>(), size);
+            h.msg_controllen = libc::CMSG_SPACE(2) as _;
         }
     }
 
@@ -1064,6 +1266,59 @@ mod tests {
         assert_eq!(io.sent_datagrams, 1000);
         assert!(io.send_syscalls <= 20, "{io:?}");
         assert_eq!(drops.snapshot().total_drops(), 0);
+    }
+
+    /// Runs of equal datagrams to one receiver, cut by a shorter last
+    /// datagram, a longer one and a datagram to another receiver: each
+    /// receiver gets exactly its datagrams in order, whether the runs went
+    /// segmented or not.
+    fn mixed_runs(segmentation: bool) -> IoSnapshot {
+        let tx = bind("127.0.0.1:0");
+        let (rx_a, rx_b) = (bind("127.0.0.1:0"), bind("127.0.0.1:0"));
+        let (a, b) = (rx_a.local_addr().unwrap(), rx_b.local_addr().unwrap());
+        let (mut send, drops, io) = batch_for(&tx, SEND_SLOTS);
+        send.set_segmentation(segmentation);
+        let mut recv = RecvBatch::new(RECV_SLOTS);
+        let (mut want_a, mut want_b) = (Vec::new(), Vec::new());
+        let (mut got_a, mut got_b) = (Vec::new(), Vec::new());
+        for round in 0..4u32 {
+            let mut out = send.sender(&tx);
+            // 150 minis (more than one segmented send holds), then one
+            // shorter, one longer, one elsewhere, and 3 more minis.
+            let sizes = (0..150).map(|_| 164).chain([100, 1240, 164, 164, 164, 164]);
+            for (i, len) in sizes.enumerate() {
+                let to = if i == 152 { b } else { a };
+                let buf = out.buffer();
+                buf[..4].copy_from_slice(&(round * 1000 + i as u32).to_be_bytes());
+                buf[4..len].fill(i as u8);
+                let data = buf[..len].to_vec();
+                out.commit(to, len);
+                if to == a {
+                    want_a.push(data);
+                } else {
+                    want_b.push(data);
+                }
+            }
+            assert_eq!(send.flush(&tx), Flush::Done);
+            got_a.extend(recv_n(&rx_a, &mut recv, 155).into_iter().map(|(_, d)| d));
+            got_b.extend(recv_n(&rx_b, &mut recv, 1).into_iter().map(|(_, d)| d));
+        }
+        assert_eq!(got_a, want_a);
+        assert_eq!(got_b, want_b);
+        assert_eq!(drops.snapshot().total_drops(), 0);
+        let io = io.snapshot();
+        assert_eq!((io.sent_datagrams, io.send_errors), (4 * 156, 0));
+        io
+    }
+
+    #[test]
+    fn segmented_sends_deliver_each_datagram_in_order() {
+        let io = mixed_runs(true);
+        // Per round: 64 + 64 + (22 minis and the shorter one) segmented,
+        // then the longer one alone, the other receiver alone, 3 minis.
+        assert_eq!(io.sent_segmented, 4 * (64 + 64 + 23 + 3), "{io:?}");
+        let plain = mixed_runs(false);
+        assert_eq!(plain.sent_segmented, 0, "{plain:?}");
     }
 
     #[test]

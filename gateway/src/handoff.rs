@@ -158,13 +158,14 @@ impl Handoff {
     pub(crate) fn drain(
         &mut self,
         budget: usize,
-        mut relay: impl FnMut(Instant, SocketAddr, &[u8]),
+        mut relay: impl FnMut(Instant, SocketAddr, &mut [u8]),
     ) -> bool {
         for _ in 0..budget {
-            let Ok(h) = self.inbox.try_recv() else {
+            let Ok(mut h) = self.inbox.try_recv() else {
                 return false;
             };
-            relay(h.at, h.from, &h.buf[..h.len]);
+            let len = h.len.min(h.buf.len());
+            relay(h.at, h.from, &mut h.buf[..len]);
             if let Some(back) = self.links.returns.get(h.origin) {
                 // The origin's return channel holds all its buffers, so
                 // this only fails once the origin has stopped.

@@ -85,6 +85,7 @@ pub fn start(config: &Config) -> io::Result<GatewayHandle> {
             Arc::clone(&handle.stop),
             poll,
             handoff,
+            config.udp_gso,
             move || RelayWorker::new(relay, index),
         )?;
         handle.workers.push(worker);

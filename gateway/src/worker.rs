@@ -66,12 +66,12 @@ pub(crate) trait Driver {
         WorkerSet::EMPTY
     }
 
-    /// See [`RelayWorker::handle_handed_trunk`].
-    fn handle_handed_trunk<T: Transmit>(
+    /// See [`RelayWorker::handle_handed`].
+    fn handle_handed<T: Transmit>(
         &mut self,
         _now: Instant,
         _from: SocketAddr,
-        _datagram: &[u8],
+        _datagram: &mut [u8],
         _out: &mut T,
     ) {
     }
@@ -104,14 +104,14 @@ impl Driver for RelayWorker {
         Self::take_handoff(self)
     }
 
-    fn handle_handed_trunk<T: Transmit>(
+    fn handle_handed<T: Transmit>(
         &mut self,
         now: Instant,
         from: SocketAddr,
-        datagram: &[u8],
+        datagram: &mut [u8],
         out: &mut T,
     ) {
-        Self::handle_handed_trunk(self, now, from, datagram, out);
+        Self::handle_handed(self, now, from, datagram, out);
     }
 }
 
@@ -153,7 +153,7 @@ impl Worker {
         F: FnOnce() -> D + Send + 'static,
     {
         let (poll, waker) = Self::poll()?;
-        Self::spawn_linked(index, socket, stop, (poll, waker), None, make)
+        Self::spawn_linked(index, socket, stop, (poll, waker), None, true, make)
     }
 
     /// A worker's poll and the waker that interrupts it, made before the
@@ -165,13 +165,15 @@ impl Worker {
     }
 
     /// Like `spawn`, on a poll made by [`Worker::poll`], with this
-    /// worker's end of the trunk frame handoff.
+    /// worker's end of the handoff, and segmented sends (UDP GSO) on or
+    /// off.
     pub(crate) fn spawn_linked<D, F>(
         index: usize,
         mut socket: UdpSocket,
         stop: Arc<AtomicBool>,
         (poll, waker): (Poll, Arc<Waker>),
         handoff: Option<Handoff>,
+        segmentation: bool,
         make: F,
     ) -> io::Result<Self>
     where
@@ -196,12 +198,13 @@ impl Worker {
                 // The receiver waits for this; if it is gone, so is the
                 // gateway, and the stop flag ends the loop.
                 let _ = ready_tx.send(Arc::clone(&counters));
-                let send = SendBatch::new(
+                let mut send = SendBatch::new(
                     SEND_SLOTS,
                     local,
                     Arc::clone(&counters),
                     Arc::clone(&thread_io),
                 );
+                send.set_segmentation(segmentation);
                 EventLoop {
                     index,
                     driver,
@@ -400,7 +403,7 @@ impl<D: Driver> EventLoop<D> {
         let mut out = self.send.sender(&self.socket);
         let driver = &mut self.driver;
         let more = h.drain(RECV_BUDGET * RECV_SLOTS, |at, from, datagram| {
-            driver.handle_handed_trunk(at, from, datagram, &mut out);
+            driver.handle_handed(at, from, datagram, &mut out);
         });
         let _ = self.send.flush(&self.socket);
         more

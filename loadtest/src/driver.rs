@@ -147,9 +147,13 @@ fn route(datagram: &[u8], shard: &Shard) -> Route {
             Route::Here
         };
     } else if first & 0x8000 != 0 {
-        // Full frame: our call number, unless this starts a transaction.
+        // Full frame: our call number, unless this starts a transaction;
+        // then the shard the steering program picks by the sender's call
+        // number, so that a retransmission or a NEW re-sent with its call
+        // token meets the same shard even when it arrived inside a
+        // segmented send (UDP GSO), which the kernel steers whole.
         match second & 0x7fff {
-            0 => here,
+            0 => usize::from((first & 0x7fff) % shard.count),
             ours => usize::from(shard.owner_of_local(ours)),
         }
     } else {

@@ -29,6 +29,7 @@
 //!     bind_ip: [127, 0, 0, 1].into(),
 //!     pbx_a: pbx_a.local_addr()?,
 //!     pbx_b: pbx_b.local_addr()?,
+//!     segmentation: false,
 //! })?;
 //! pbx_a.send_to(b"hello", pair.a_lan_addr())?;
 //! let mut buf = [0; 64];
@@ -75,6 +76,9 @@ pub struct ForwarderConfig {
     pub pbx_a: SocketAddr,
     /// PBX B: what B.wan receives goes out of B.lan to here.
     pub pbx_b: SocketAddr,
+    /// Send runs of equal datagrams as one segmented send (UDP GSO), as
+    /// the gateway does. Off for the baseline: a bare `sendmmsg` relay.
+    pub segmentation: bool,
 }
 
 /// One forwarding hop, named by the socket it receives on.
@@ -300,6 +304,7 @@ impl ForwarderPair {
             (Hop::BWan, Hop::BLan, cfg.pbx_b),
             (Hop::BLan, Hop::BWan, a_wan_addr),
         ];
+        let segmentation = cfg.segmentation;
         for (hop, partner, to) in routes {
             let mut rx = clone(&sockets, hop)?;
             let tx = clone(&sockets, partner)?;
@@ -314,8 +319,9 @@ impl ForwarderPair {
             let thread = std::thread::Builder::new()
                 .name(hop.thread_name().into())
                 .spawn(move || {
-                    let send =
+                    let mut send =
                         SendBatch::new(SEND_SLOTS, local, shared.drops.clone(), shared.io.clone());
+                    send.set_segmentation(segmentation);
                     Forward {
                         poll,
                         rx,
@@ -645,6 +651,7 @@ mod tests {
             bind_ip: [127, 0, 0, 1].into(),
             pbx_a: a.local_addr().unwrap(),
             pbx_b: b.local_addr().unwrap(),
+            segmentation: false,
         })
         .unwrap()
     }

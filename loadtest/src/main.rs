@@ -173,6 +173,16 @@ enum Command {
         /// Ramps per system, alternating; the median max_calls is reported.
         #[arg(long, default_value_t = 1)]
         repeat: usize,
+        /// Worker threads per gateway (default: the example configuration's, 2).
+        #[arg(long)]
+        workers: Option<usize>,
+        /// Gateways without segmented sends (UDP GSO): `udp_gso: false`.
+        #[arg(long)]
+        no_gso: bool,
+        /// The baseline forwarders with segmented sends too (default: a
+        /// bare sendmmsg relay).
+        #[arg(long)]
+        forwarder_gso: bool,
     },
 }
 
@@ -294,6 +304,9 @@ fn main() -> ExitCode {
             json,
             plot,
             repeat,
+            workers,
+            no_gso,
+            forwarder_gso,
         } => bench::bench(&bench::BenchOptions {
             max_calls,
             step,
@@ -301,6 +314,9 @@ fn main() -> ExitCode {
             threads,
             plot,
             repeat,
+            workers,
+            gateway_gso: !no_gso,
+            forwarder_gso,
             ..bench::BenchOptions::default()
         })
         .map_err(|e| format!("bench: {e}"))

@@ -64,6 +64,7 @@ fn site(listen: &str, pbx: &str, far_gw: &str) -> Config {
     Config {
         listen: addr(listen),
         workers: NonZeroUsize::new(2).unwrap(),
+        udp_gso: true,
         peers: vec![
             peer("pbx", pbx, PeerKind::Pbx, None),
             peer(

@@ -102,6 +102,7 @@ fn site(listen: &str, pbx: &str, rej: Option<&str>, far_gw: &str, trunk: TrunkSe
     Config {
         listen: addr(listen),
         workers: NonZeroUsize::new(2).unwrap(),
+        udp_gso: true,
         peers,
         routes,
         timeouts: Timeouts::default(),

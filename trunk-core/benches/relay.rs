@@ -74,6 +74,7 @@ fn setup() -> Setup {
     let config = Config {
         listen: addr("10.0.0.9:4569"),
         workers: NonZeroUsize::MIN,
+        udp_gso: true,
         peers: vec![
             peer("pbx", pbx, PeerKind::Pbx, None),
             peer("gw", gw, PeerKind::Gateway, Some(TrunkSettings::default())),

@@ -303,6 +303,7 @@ pub fn relay(mut data: &[u8]) {
     let config = Config {
         listen: sa("10.0.0.9:4569"),
         workers: core::num::NonZeroUsize::MIN,
+        udp_gso: true,
         peers: vec![
             peer("pbx", PeerHost::Static(sources[0]), PeerKind::Pbx, None),
             peer(

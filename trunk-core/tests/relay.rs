@@ -52,6 +52,7 @@ fn site(listen: &str, pbx: &str, gw: &str, trunk: TrunkSettings) -> Config {
     Config {
         listen: addr(listen),
         workers: NonZeroUsize::new(1).unwrap(),
+        udp_gso: true,
         peers: vec![
             peer("pbx", pbx, PeerKind::Pbx, None),
             peer("gw", gw, PeerKind::Gateway, Some(trunk)),
@@ -823,6 +824,7 @@ fn single(peers: Vec<Peer>, routes: Vec<Route>) -> (RelayWorker, Instant) {
     let config = Config {
         listen: addr(GW_A),
         workers: NonZeroUsize::new(1).unwrap(),
+        udp_gso: true,
         peers,
         routes,
         timeouts: Timeouts::default(),
@@ -942,6 +944,7 @@ fn each_worker_relays_its_own_calls_entries_of_a_mixed_trunk_frame() {
     let config = Config {
         listen: addr(GW_A),
         workers: NonZeroUsize::new(2).unwrap(),
+        udp_gso: true,
         peers: vec![
             peer("ast", PBX_A, PeerKind::Pbx, Some(TrunkSettings::default())),
             peer("far", PBX_B, PeerKind::Pbx, None),
@@ -964,8 +967,9 @@ fn each_worker_relays_its_own_calls_entries_of_a_mixed_trunk_frame() {
         let k = usize::from(call % 2);
         let out = feed(&mut w[k], now, PBX_A, &new_frame(call, "600"));
         let ours = full(&out[0].1).source_call_number().get();
+        // The steering picks the worker by the sender's call number.
         let out = feed(
-            &mut w[usize::from(ours % 2)],
+            &mut w[usize::from((500 + call) % 2)],
             now,
             PBX_B,
             &iax(
@@ -1010,7 +1014,7 @@ fn each_worker_relays_its_own_calls_entries_of_a_mixed_trunk_frame() {
     assert_eq!(others.iter().collect::<Vec<_>>(), vec![0]);
     assert!(w[1].take_handoff().is_empty(), "taken once");
     let mut tx = VecTransmit::new();
-    w[0].handle_handed_trunk(now, addr(PBX_A), &frame, &mut tx);
+    w[0].handle_handed(now, addr(PBX_A), &mut frame.clone(), &mut tx);
     let handed = tx.take();
     assert_eq!(
         handed.iter().map(|(_, b)| b[4]).collect::<Vec<_>>(),
@@ -1033,6 +1037,83 @@ fn each_worker_relays_its_own_calls_entries_of_a_mixed_trunk_frame() {
         "counted once"
     );
     assert_eq!((c1.rx_trunk_entries, c0.rx_trunk_entries), (2, 2));
+    w[0].relay().check_invariants().unwrap();
+}
+
+#[test]
+fn a_full_or_mini_frame_that_reaches_another_workers_socket_goes_to_its_owner() {
+    // The kernel steers a segmented send (UDP GSO) that stays whole up to
+    // the socket (loopback, veth) by its first datagram: the rest may be
+    // other workers' calls. The worker that reads such a frame counts it
+    // and names its owner instead of relaying it; the owner relays it.
+    let config = Config {
+        listen: addr(GW_A),
+        workers: NonZeroUsize::new(2).unwrap(),
+        udp_gso: true,
+        peers: vec![
+            peer("ast", PBX_A, PeerKind::Pbx, None),
+            peer("far", PBX_B, PeerKind::Pbx, None),
+        ],
+        routes: vec![route("ast", None, "far"), route("far", None, "ast")],
+        timeouts: Timeouts::default(),
+        admin: Default::default(),
+        log: Default::default(),
+    };
+    let now = Instant::from_millis(5);
+    let relay = Arc::new(Relay::new(&config, now, 3));
+    let mut w = [
+        RelayWorker::new(Arc::clone(&relay), 0),
+        RelayWorker::new(relay, 1),
+    ];
+    // A NEW from call 101 (worker 1's) read by worker 0.
+    let new = new_frame(101, "600");
+    assert!(feed(&mut w[0], now, PBX_A, &new).is_empty());
+    assert_eq!(w[0].take_handoff().iter().collect::<Vec<_>>(), vec![1]);
+    let mut tx = VecTransmit::new();
+    w[1].handle_handed(now, addr(PBX_A), &mut new.clone(), &mut tx);
+    let out = tx.take();
+    assert_eq!(out.len(), 1, "the owner relays the NEW");
+    assert_eq!(out[0].0, addr(PBX_B));
+    let ours = full(&out[0].1).source_call_number().get();
+    assert!(
+        w[1].take_handoff().is_empty(),
+        "a handed frame is not handed on"
+    );
+    // The far end answers on the steered worker; the caller ACKs.
+    let out = feed(
+        &mut w[usize::from(600u16 % 2)],
+        now,
+        PBX_B,
+        &iax(600, ours, 10, 0, 1, IaxSubclass::Accept, IeList::new()),
+    );
+    let ast_sees = full(&out[0].1).source_call_number().get();
+    assert!(feed(
+        &mut w[1],
+        now,
+        PBX_A,
+        &iax(101, ast_sees, 12, 1, 1, IaxSubclass::Ack, IeList::new())
+    )
+    .iter()
+    .all(|(to, _)| *to == addr(PBX_B)));
+    // A mini of the call read by worker 0: handed over, relayed once.
+    let voice = mini(101, 40, 7, 160);
+    assert!(feed(&mut w[0], now, PBX_A, &voice).is_empty());
+    assert_eq!(w[0].take_handoff().iter().collect::<Vec<_>>(), vec![1]);
+    let mut tx = VecTransmit::new();
+    w[1].handle_handed(now, addr(PBX_A), &mut voice.clone(), &mut tx);
+    let out = tx.take();
+    assert_eq!(out.len(), 1);
+    let m = MiniFrame::new_checked(&out[0].1[..]).unwrap();
+    assert_eq!((out[0].0, m.source_call_number()), (addr(PBX_B), cn(ours)));
+    assert_eq!(m.payload(), &[7; 160][..]);
+    let (c0, c1) = (w[0].counters().snapshot(), w[1].counters().snapshot());
+    assert_eq!((c0.rx_handed_over, c1.rx_handed_over), (2, 0));
+    assert_eq!(
+        (c0.rx_mini, c1.rx_mini),
+        (0, 1),
+        "counted once, by the owner"
+    );
+    assert_eq!((c0.tx_mini, c1.tx_mini), (0, 1));
     w[0].relay().check_invariants().unwrap();
 }
 

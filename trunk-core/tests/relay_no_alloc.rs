@@ -63,6 +63,7 @@ fn relay_media_path_does_not_allocate() {
     let config = Config {
         listen: addr("127.0.0.1:4569"),
         workers: NonZeroUsize::new(1).unwrap(),
+        udp_gso: true,
         peers: vec![
             peer("pbx", pbx, PeerKind::Pbx, None),
             peer("gw", gw, PeerKind::Gateway, Some(TrunkSettings::default())),

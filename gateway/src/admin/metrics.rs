@@ -269,6 +269,11 @@ impl Collector for GatewayCollector {
                 .iter()
                 .map(|&r| ([("reason", s(r.label()))], totals.drops(r))),
         )?;
+        f.counter(
+            "handed_over",
+            "Full and mini frames that reached a worker other than their call's owner and were handed to it.",
+            [([], totals.rx_handed_over)],
+        )?;
         let seen = |c: &trunk_core::relay::PeerSnapshot| {
             (c.last_rx_ms > 0).then(|| now_ms.saturating_sub(c.last_rx_ms - 1))
         };

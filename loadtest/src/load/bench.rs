@@ -60,6 +60,12 @@ pub struct BenchOptions {
     /// Ramps of each system, alternating (gateway, baseline, gateway,
     /// ...); the report takes the median of their `max_calls`.
     pub repeat: usize,
+    /// Worker threads per gateway (`None`: the example configuration's).
+    pub workers: Option<usize>,
+    /// The gateways send runs of equal datagrams segmented (UDP GSO).
+    pub gateway_gso: bool,
+    /// The baseline forwarders do too (off: a bare `sendmmsg` relay).
+    pub forwarder_gso: bool,
 }
 
 impl Default for BenchOptions {
@@ -78,6 +84,9 @@ impl Default for BenchOptions {
             plot: None,
             progress: true,
             repeat: 1,
+            workers: None,
+            gateway_gso: true,
+            forwarder_gso: false,
         }
     }
 }
@@ -146,11 +155,17 @@ fn free_port() -> io::Result<SocketAddr> {
 }
 
 /// The gateway pair between `pbx_a` and `pbx_b`, talking to each other
-/// directly, with room for `calls`.
-fn gateways(pbx_a: SocketAddr, pbx_b: SocketAddr, calls: usize) -> io::Result<System> {
+/// directly, with room for the bench's largest step.
+fn gateways(pbx_a: SocketAddr, pbx_b: SocketAddr, opts: &BenchOptions) -> io::Result<System> {
     let (gw_a, gw_b) = (free_port()?, free_port()?);
-    let a = SITE_A.start(gw_a, pbx_a, gw_b, Some(calls))?;
-    let b = SITE_B.start(gw_b, pbx_b, gw_a, Some(calls))?;
+    let tweak = |c: &mut iax2_config::Config| {
+        if let Some(n) = opts.workers.and_then(std::num::NonZeroUsize::new) {
+            c.workers = n;
+        }
+        c.udp_gso = opts.gateway_gso;
+    };
+    let a = SITE_A.start_with(gw_a, pbx_a, gw_b, Some(opts.max_calls), tweak)?;
+    let b = SITE_B.start_with(gw_b, pbx_b, gw_a, Some(opts.max_calls), tweak)?;
     Ok(System::Gateways(a, b))
 }
 
@@ -164,6 +179,11 @@ fn trunkfreq_ms() -> u32 {
                 .find_map(|p| p.trunk.as_ref().map(|t| u32::from(t.freq.as_millis())))
         })
         .unwrap_or(20)
+}
+
+/// The worker count of the example configuration.
+fn example_workers() -> usize {
+    iax2_config::from_yaml_str(SITE_A.yaml, SITE_A.file).map_or(1, |c| c.workers.get())
 }
 
 /// Runs one ramp.
@@ -183,9 +203,10 @@ fn ramp(opts: &BenchOptions, baseline: bool, limit_ms: f64) -> io::Result<Ramp> 
             bind_ip: a_addr.ip(),
             pbx_a: a_addr,
             pbx_b: b_addr,
+            segmentation: opts.forwarder_gso,
         })?)
     } else {
-        gateways(a_addr, b_addr, opts.max_calls)?
+        gateways(a_addr, b_addr, opts)?
     };
     let name = if baseline { "baseline" } else { "gateway" };
     let mut result = Ramp::default();
@@ -395,6 +416,9 @@ pub fn bench(opts: &BenchOptions) -> io::Result<BenchReport> {
             window_s: opts.window.as_secs_f64(),
             codec: opts.codec.name().to_owned(),
             ptime_ms: opts.ptime_ms,
+            gateway_workers: opts.workers.unwrap_or_else(example_workers),
+            gateway_gso: opts.gateway_gso,
+            forwarder_gso: opts.forwarder_gso,
         },
         machine,
     };

@@ -78,14 +78,28 @@ impl ExampleSite {
         far: SocketAddr,
         maxcalls: Option<usize>,
     ) -> io::Result<GatewayHandle> {
+        self.start_with(listen, pbx, far, maxcalls, |_| {})
+    }
+
+    /// Like [`start`](Self::start), with the parsed configuration changed
+    /// by `tweak` first (the bench's worker count and segmented sends).
+    pub fn start_with(
+        &self,
+        listen: SocketAddr,
+        pbx: SocketAddr,
+        far: SocketAddr,
+        maxcalls: Option<usize>,
+        tweak: impl FnOnce(&mut iax2_config::Config),
+    ) -> io::Result<GatewayHandle> {
         let yaml = rewrite(self.yaml, "listen", self.listen, listen)?;
         let yaml = rewrite(&yaml, "host", self.pbx, pbx)?;
         let mut yaml = rewrite(&yaml, "host", self.far, far)?;
         if let Some(n) = maxcalls.filter(|&n| n > EXAMPLE_MAXCALLS) {
             yaml = rewrite(&yaml, "maxcalls", &EXAMPLE_MAXCALLS.to_string(), n)?;
         }
-        let config = iax2_config::from_yaml_str(&yaml, self.file)
+        let mut config = iax2_config::from_yaml_str(&yaml, self.file)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+        tweak(&mut config);
         iax2_gateway::start(&config)
     }
 }

@@ -333,6 +333,12 @@ pub struct Criteria {
     pub codec: String,
     /// Voice frame interval, ms.
     pub ptime_ms: u32,
+    /// Worker threads per gateway.
+    pub gateway_workers: usize,
+    /// The gateways sent runs of equal datagrams segmented (UDP GSO).
+    pub gateway_gso: bool,
+    /// The baseline forwarders did too.
+    pub forwarder_gso: bool,
 }
 
 /// The machine the bench ran on.

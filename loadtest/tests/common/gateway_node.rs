@@ -138,7 +138,7 @@ impl Node for Gateway {
         for j in others.iter() {
             self.scratch.clear();
             self.scratch.extend_from_slice(datagram);
-            self.workers[j].handle_handed_trunk(now, from, &self.scratch, &mut DynTransmit(out));
+            self.workers[j].handle_handed(now, from, &mut self.scratch, &mut DynTransmit(out));
         }
     }
 

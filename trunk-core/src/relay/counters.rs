@@ -138,6 +138,9 @@ counters! {
     rx_trunk_frames,
     /// Trunk entries received.
     rx_trunk_entries,
+    /// Full and mini frames that reached a worker other than their
+    /// call's owner and were handed to it (see `RelayWorker::take_handoff`).
+    rx_handed_over,
     /// Datagrams sent.
     tx_datagrams,
     /// Full frames sent.

@@ -204,11 +204,17 @@ impl Relay {
                 .need_restart
                 .push(format!("workers {}", config.workers));
         }
+        if old.config.udp_gso != config.udp_gso {
+            report
+                .need_restart
+                .push(format!("udp_gso {}", config.udp_gso));
+        }
         // Keep what cannot change in place as it was, so the next reload
         // compares against what really runs.
         let mut applied = config.clone();
         applied.listen = old.config.listen;
         applied.workers = old.config.workers;
+        applied.udp_gso = old.config.udp_gso;
         *current = Arc::new(Generation::new(report.generation, &applied, peers));
         self.generation.store(report.generation, Ordering::Release);
         Ok(report)

@@ -313,6 +313,9 @@ impl RelayWorker {
             // valid in signalling; media alone never moves a peer.
             (Identified::Candidate(p), FrameKind::Full) => {
                 self.count_rx(now, p, FrameKind::Full, datagram.len());
+                if self.hand_to_owner(kind, datagram) {
+                    return;
+                }
                 return self.handle_full(now, p, Some(from), from, datagram, out);
             }
             (
@@ -321,6 +324,9 @@ impl RelayWorker {
             ) => return self.counters.count_drop(DropReason::Stranger),
         };
         self.count_rx(now, peer, kind, datagram.len());
+        if self.hand_to_owner(kind, datagram) {
+            return;
+        }
         match kind {
             FrameKind::Full => self.handle_full(now, peer, None, from, datagram, out),
             FrameKind::Mini => self.handle_mini(now, peer, datagram, out),
@@ -330,34 +336,78 @@ impl RelayWorker {
         }
     }
 
-    /// The other workers that own entries of the trunk frame the last
-    /// [`handle_datagram`](Self::handle_datagram) read, and clears the set.
+    /// Notes the worker that owns a full or mini frame's call, if it is
+    /// not this one. The steering program sends each such frame to its
+    /// owner, but the kernel steers a segmented send (UDP GSO) that stays
+    /// whole up to the socket (loopback, veth) by its first datagram
+    /// alone; relaying a call's frames on two workers could reorder them.
+    fn hand_to_owner(&mut self, kind: FrameKind, datagram: &[u8]) -> bool {
+        if self.relay.workers < 2 {
+            return false;
+        }
+        let call = match (kind, datagram) {
+            (FrameKind::Full | FrameKind::Mini, [hi, lo, ..]) => u16::from_be_bytes([*hi, *lo]),
+            (FrameKind::VideoMini, [_, _, hi, lo, ..]) => u16::from_be_bytes([*hi, *lo]),
+            _ => return false,
+        };
+        let owner = self.relay.owner(CallNumber::from_field(call));
+        if owner == self.index {
+            return false;
+        }
+        self.counters.rx_handed_over.incr();
+        self.handoff.insert(owner);
+        true
+    }
+
+    /// The other workers that own the datagram the last
+    /// [`handle_datagram`](Self::handle_datagram) read, or entries of it,
+    /// and clears the set.
     ///
-    /// A trunk frame reaches the worker its first entry's call steers it
-    /// to, but an Asterisk peer mixes calls in a frame. Each worker relays
-    /// only the entries of its own calls, so that all of a call's media is
-    /// relayed by one worker and stays in order (two workers' trunk
-    /// buffers leave at the same tick in either order). The gateway hands
-    /// the datagram, unchanged (reading a trunk frame does not rewrite
-    /// it), to each worker in the set, which passes it to
-    /// [`handle_handed_trunk`](Self::handle_handed_trunk).
+    /// Each worker relays only its own calls, so that all of a call's
+    /// media is relayed by one worker and stays in order (two workers'
+    /// trunk buffers leave at the same tick in either order). The steering
+    /// program mostly delivers to the owner, but a trunk frame reaches the
+    /// worker its first entry's call steers it to while an Asterisk peer
+    /// mixes calls in a frame, and a segmented send arrives whole at the
+    /// worker of its first datagram. The gateway hands the datagram,
+    /// unchanged (a datagram handed over was not rewritten), to each worker
+    /// in the set, which passes it to
+    /// [`handle_handed`](Self::handle_handed).
     pub fn take_handoff(&mut self) -> WorkerSet {
         std::mem::replace(&mut self.handoff, WorkerSet::EMPTY)
     }
 
-    /// Relays this worker's entries of a trunk frame that worker handed
-    /// over (see [`take_handoff`](Self::take_handoff)); `now` is when the
-    /// datagram arrived. The frame was counted where it was received.
-    pub fn handle_handed_trunk<T: Transmit>(
+    /// Relays a datagram another worker handed over (see
+    /// [`take_handoff`](Self::take_handoff)): this worker's entries of a
+    /// trunk frame, or a full or mini frame of one of its calls. `now` is
+    /// when the datagram arrived; it was counted where it was received.
+    /// `datagram` is rewritten in place.
+    pub fn handle_handed<T: Transmit>(
         &mut self,
         now: Instant,
         from: SocketAddr,
-        datagram: &[u8],
+        datagram: &mut [u8],
         out: &mut T,
     ) {
         self.refresh(out);
-        if let Ok(Identified::Peer(peer)) = self.gen.peers.identify(from) {
-            self.trunk_entries(now, peer, datagram, false, out);
+        let (Ok(identified), Ok(kind)) = (self.gen.peers.identify(from), classify(datagram)) else {
+            return;
+        };
+        match (identified, kind) {
+            (Identified::Peer(peer), FrameKind::MetaTrunk) => {
+                self.trunk_entries(now, peer, datagram, false, out);
+            }
+            (Identified::Peer(peer), FrameKind::Full) => {
+                self.handle_full(now, peer, None, from, datagram, out);
+            }
+            (Identified::Candidate(peer), FrameKind::Full) => {
+                self.handle_full(now, peer, Some(from), from, datagram, out);
+            }
+            (Identified::Peer(peer), FrameKind::Mini) => self.handle_mini(now, peer, datagram, out),
+            (Identified::Peer(peer), FrameKind::VideoMini) => {
+                self.handle_video(now, peer, datagram, out);
+            }
+            _ => {}
         }
     }
 
