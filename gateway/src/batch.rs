@@ -19,6 +19,7 @@
 //! so the rest of the gateway only ever sees plain IPv4 for IPv4 peers
 //! (v4-mapped sources are unmapped, IPv4 destinations are mapped).
 
+use std::collections::VecDeque;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV6};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -306,12 +307,23 @@ pub enum Flush {
     Blocked,
 }
 
-/// Where a queued datagram goes and how long it is.
+/// Where a queued datagram goes, how long it is and which buffer slot
+/// holds it.
 #[derive(Clone, Copy, Debug)]
 struct Queued {
     to: SocketAddr,
     len: usize,
+    slot: usize,
 }
+
+/// Send queues per batch: datagrams are queued by the steering class of
+/// their call number (modulo this), so that a segmented send holds the
+/// datagrams of one class only. A receiver whose steering program picks
+/// its worker by call number modulo 1, 2 or 4 (ours, for any of those
+/// worker counts) then gets the whole send on the right worker even where
+/// the kernel steers it whole (loopback, veth), and each call's datagrams
+/// stay in order because they all share a queue.
+const CLASSES: usize = 4;
 
 /// A bounded queue of outgoing datagrams, sent in batches.
 ///
@@ -319,13 +331,19 @@ struct Queued {
 /// relay as its [`Transmit`]; call [`flush`](Self::flush) after each batch
 /// of work, and [`on_writable`](Self::on_writable) when a blocked socket
 /// becomes writable again.
+///
+/// Datagrams of one steering class leave in the order they were queued;
+/// datagrams of different classes (different calls) may overtake each
+/// other within a batch.
 #[derive(Debug)]
 pub struct SendBatch {
     /// `capacity + 1` slots: the last is scratch for datagrams that will
-    /// be dropped because the ring is full.
+    /// be dropped because every slot is taken.
     bufs: Box<[u8]>,
-    queued: Box<[Queued]>,
-    head: usize,
+    /// Free slots, as a stack.
+    free: Vec<usize>,
+    /// The queued datagrams of each class, oldest first.
+    queues: [VecDeque<Queued>; CLASSES],
     len: usize,
     /// The last `buffer()` handed out the scratch slot.
     overflow: bool,
@@ -362,14 +380,11 @@ impl SendBatch {
     /// Queue-full drops are counted in `drops`, syscalls in `io`.
     pub fn new(slots: usize, local: SocketAddr, drops: Arc<Counters>, io: Arc<IoCounters>) -> Self {
         let slots = slots.max(1);
-        let nowhere = Queued {
-            to: Meta::EMPTY.from,
-            len: 0,
-        };
         Self {
             bufs: vec![0; (slots + 1) * MAX_DATAGRAM].into_boxed_slice(),
-            queued: vec![nowhere; slots].into_boxed_slice(),
-            head: 0,
+            // Popped from the end: slot 0 first.
+            free: (0..slots).rev().collect(),
+            queues: std::array::from_fn(|_| VecDeque::with_capacity(slots)),
             len: 0,
             overflow: false,
             blocked: false,
@@ -401,7 +416,7 @@ impl SendBatch {
 
     /// The most datagrams the queue holds.
     pub fn capacity(&self) -> usize {
-        self.queued.len()
+        self.bufs.len() / MAX_DATAGRAM - 1
     }
 
     /// Datagrams waiting to be sent.
@@ -422,7 +437,8 @@ impl SendBatch {
         }
     }
 
-    /// Sends what is queued, unless the socket is known to be full.
+    /// Sends what is queued, unless the socket is known to be full: the
+    /// queues one after the other, in one `sendmmsg` while they fit.
     pub fn flush(&mut self, socket: &UdpSocket) -> Flush {
         while self.len > 0 {
             if self.blocked {
@@ -450,8 +466,7 @@ impl SendBatch {
                     // The error is the head datagram's own (sendmmsg
                     // reports an error only when the first message fails):
                     // drop it alone so the others still go.
-                    let to = queue(&self.bufs, &self.queued, self.head, 1).next();
-                    let to = to.map(|(to, _)| to);
+                    let to = self.queues.iter().find_map(|q| q.front()).map(|q| q.to);
                     self.io.send_errors.add(1);
                     if let Some(suppressed) = self.log_errors.allow() {
                         tracing::warn!(?to, error = %e, suppressed, "send failed, datagram dropped");
@@ -497,29 +512,32 @@ impl SendBatch {
         self.flush(socket)
     }
 
-    fn advance(&mut self, n: usize) {
-        let n = n.min(self.len);
-        self.head = (self.head + n) % self.capacity();
-        self.len -= n;
-        if self.len == 0 {
-            // Start from slot 0 again so a batch is contiguous in memory.
-            self.head = 0;
+    /// Forgets the first `n` queued datagrams (queue after queue, the
+    /// order they are sent in), freeing their slots.
+    fn advance(&mut self, mut n: usize) {
+        for queue in &mut self.queues {
+            let k = n.min(queue.len());
+            for q in queue.drain(..k) {
+                self.free.push(q.slot);
+                self.len -= 1;
+            }
+            n -= k;
         }
     }
 
-    /// One send syscall over the head of the queue: how many went.
+    /// One send syscall over the head of the queues.
     #[cfg(target_os = "linux")]
     fn send_some(&mut self, socket: &UdpSocket) -> io::Result<Sent> {
         use std::os::fd::AsRawFd;
-        let queue = queue(&self.bufs, &self.queued, self.head, self.len);
         let segment = self.segmentation && !std::mem::take(&mut self.unsegmented_once);
-        self.sys.send(socket.as_raw_fd(), queue, segment)
+        self.sys
+            .send(socket.as_raw_fd(), queue(&self.bufs, &self.queues), segment)
     }
 
     #[cfg(not(target_os = "linux"))]
     fn send_some(&mut self, socket: &UdpSocket) -> io::Result<Sent> {
-        let datagrams = match queue(&self.bufs, &self.queued, self.head, self.len).next() {
-            Some((to, data)) => portable::send(socket, to, data)?,
+        let datagrams = match queue(&self.bufs, &self.queues).next() {
+            Some((to, data, _)) => portable::send(socket, to, data)?,
             None => 0,
         };
         Ok(Sent {
@@ -553,18 +571,14 @@ pub struct Sender<'a> {
 impl Transmit for Sender<'_> {
     fn buffer(&mut self) -> &mut [u8] {
         let batch = &mut *self.batch;
-        let cap = batch.capacity();
-        if batch.len == cap {
+        if batch.free.is_empty() {
             // Full: make room if the socket takes it; if not, the next
             // datagram goes to the scratch slot and is dropped on commit.
             let _ = batch.flush(self.socket);
         }
-        batch.overflow = batch.len == cap;
-        let slot = if batch.overflow {
-            cap
-        } else {
-            (batch.head + batch.len) % cap
-        };
+        let slot = batch.free.last().copied();
+        batch.overflow = slot.is_none();
+        let slot = slot.unwrap_or_else(|| batch.capacity());
         batch.slot_mut(slot)
     }
 
@@ -584,36 +598,39 @@ impl Transmit for Sender<'_> {
             batch.io.send_errors.add(1);
             return;
         }
-        let cap = batch.capacity();
-        let slot = (batch.head + batch.len) % cap;
-        if let Some(q) = batch.queued.get_mut(slot) {
-            *q = Queued {
+        let Some(slot) = batch.free.pop() else {
+            return;
+        };
+        let start = slot * MAX_DATAGRAM;
+        let class = batch.bufs.get(start..start + len).map_or(0, |d| {
+            usize::from(crate::steering::steering_call_number(d)) % CLASSES
+        });
+        if let Some(queue) = batch.queues.get_mut(class) {
+            queue.push_back(Queued {
                 to: for_socket(to, batch.ipv6_socket),
                 len,
-            };
+                slot,
+            });
             batch.len += 1;
         }
-        if batch.len == cap {
+        if batch.free.is_empty() {
             let _ = batch.flush(self.socket);
         }
     }
 }
 
-/// The `len` queued datagrams from `head` on, in order: destination and
-/// bytes. A free function so it can borrow the buffers while the caller
-/// holds the syscall state mutably.
+/// The queued datagrams in sending order (queue after queue): each one's
+/// destination, bytes and steering class. A free function so it can
+/// borrow the buffers while the caller holds the syscall state mutably.
 fn queue<'a>(
     bufs: &'a [u8],
-    queued: &'a [Queued],
-    head: usize,
-    len: usize,
-) -> impl Iterator<Item = (SocketAddr, &'a [u8])> + 'a {
-    let cap = queued.len().max(1);
-    (0..len).filter_map(move |i| {
-        let slot = (head + i) % cap;
-        let q = queued.get(slot)?;
-        let start = slot * MAX_DATAGRAM;
-        Some((q.to, bufs.get(start..start + q.len)?))
+    queues: &'a [VecDeque<Queued>; CLASSES],
+) -> impl Iterator<Item = (SocketAddr, &'a [u8], usize)> + 'a {
+    queues.iter().enumerate().flat_map(move |(class, queued)| {
+        queued.iter().filter_map(move |q| {
+            let start = q.slot * MAX_DATAGRAM;
+            Some((q.to, bufs.get(start..start + q.len)?, class))
+        })
     })
 }
 
@@ -805,21 +822,22 @@ mod mmsg {
         /// One `sendmmsg` of the first datagrams of `queue`: how many the
         /// kernel took. An error is the first message's.
         ///
-        /// With `segment`, each run of datagrams to one destination that
-        /// are all as long as the first (the last may be shorter) goes as
+        /// With `segment`, each run of datagrams of one steering class to
+        /// one destination that are all as long as the first (the last may
+        /// be shorter) goes as
         /// one message whose iovecs the kernel cuts back into those
         /// datagrams (`UDP_SEGMENT`): one trip through the network stack
         /// for the run. Datagrams stay in order either way.
         pub(super) fn send<'q>(
             &mut self,
             fd: RawFd,
-            queue: impl Iterator<Item = (SocketAddr, &'q [u8])>,
+            queue: impl Iterator<Item = (SocketAddr, &'q [u8], usize)>,
             segment: bool,
         ) -> io::Result<Sent> {
             let mut queue = queue.peekable();
             let slots = self.hdrs.len();
             let (mut messages, mut used) = (0, 0);
-            while let Some((to, data)) = queue.next() {
+            while let Some((to, data, class)) = queue.next() {
                 let (Some(hdr), Some(addr), Some(segments)) = (
                     self.hdrs.get_mut(messages),
                     self.addrs.get_mut(messages),
@@ -843,8 +861,9 @@ mod mmsg {
                 let mut bytes = size;
                 while segment && size > 0 && count < MAX_SEGMENTS && used < slots {
                     let next = match queue.peek() {
-                        Some(&(next_to, next))
+                        Some(&(next_to, next, next_class))
                             if next_to == to
+                                && next_class == class
                                 && !next.is_empty()
                                 && next.len() <= size
                                 && bytes + next.len() <= MAX_SEGMENTED_BYTES =>
@@ -1203,10 +1222,12 @@ mod tests {
         let len = if i % 100 == 99 {
             MAX_DATAGRAM
         } else {
-            4 + (i * 37) % 1400
+            6 + (i * 37) % 1400
         };
-        buf[..4].copy_from_slice(&(i as u32).to_be_bytes());
-        for (k, b) in buf[4..len].iter_mut().enumerate() {
+        // One call's mini frames: one steering class, so one order.
+        buf[..2].copy_from_slice(&1u16.to_be_bytes());
+        buf[2..6].copy_from_slice(&(i as u32).to_be_bytes());
+        for (k, b) in buf[6..len].iter_mut().enumerate() {
             *b = (i + k) as u8;
         }
         len
@@ -1268,10 +1289,10 @@ mod tests {
         assert_eq!(drops.snapshot().total_drops(), 0);
     }
 
-    /// Runs of equal datagrams to one receiver, cut by a shorter last
-    /// datagram, a longer one and a datagram to another receiver: each
-    /// receiver gets exactly its datagrams in order, whether the runs went
-    /// segmented or not.
+    /// Runs of equal mini frames of 8 calls to one receiver, cut by a
+    /// shorter one, a longer one and a datagram to another receiver: each
+    /// receiver gets exactly its datagrams, each call's in order, whether
+    /// the runs went segmented or not.
     fn mixed_runs(segmentation: bool) -> IoSnapshot {
         let tx = bind("127.0.0.1:0");
         let (rx_a, rx_b) = (bind("127.0.0.1:0"), bind("127.0.0.1:0"));
@@ -1288,9 +1309,11 @@ mod tests {
             let sizes = (0..150).map(|_| 164).chain([100, 1240, 164, 164, 164, 164]);
             for (i, len) in sizes.enumerate() {
                 let to = if i == 152 { b } else { a };
+                let call = 1 + (i as u16 % 8);
                 let buf = out.buffer();
-                buf[..4].copy_from_slice(&(round * 1000 + i as u32).to_be_bytes());
-                buf[4..len].fill(i as u8);
+                buf[..2].copy_from_slice(&call.to_be_bytes());
+                buf[2..6].copy_from_slice(&(round * 1000 + i as u32).to_be_bytes());
+                buf[6..len].fill(i as u8);
                 let data = buf[..len].to_vec();
                 out.commit(to, len);
                 if to == a {
@@ -1303,7 +1326,15 @@ mod tests {
             got_a.extend(recv_n(&rx_a, &mut recv, 155).into_iter().map(|(_, d)| d));
             got_b.extend(recv_n(&rx_b, &mut recv, 1).into_iter().map(|(_, d)| d));
         }
-        assert_eq!(got_a, want_a);
+        // Each call's datagrams in the order sent; calls may interleave.
+        let per_call = |v: &[Vec<u8>]| {
+            let mut calls: std::collections::BTreeMap<[u8; 2], Vec<Vec<u8>>> = Default::default();
+            for d in v {
+                calls.entry([d[0], d[1]]).or_default().push(d.clone());
+            }
+            calls
+        };
+        assert_eq!(per_call(&got_a), per_call(&want_a));
         assert_eq!(got_b, want_b);
         assert_eq!(drops.snapshot().total_drops(), 0);
         let io = io.snapshot();
@@ -1312,13 +1343,43 @@ mod tests {
     }
 
     #[test]
-    fn segmented_sends_deliver_each_datagram_in_order() {
+    fn segmented_sends_deliver_each_calls_datagrams_in_order() {
         let io = mixed_runs(true);
-        // Per round: 64 + 64 + (22 minis and the shorter one) segmented,
-        // then the longer one alone, the other receiver alone, 3 minis.
-        assert_eq!(io.sent_segmented, 4 * (64 + 64 + 23 + 3), "{io:?}");
+        // The 150 minis of a round fall in 4 steering classes of 37 or 38
+        // (calls 4 and 8, 1 and 5, ...), each sent as one segmented run.
+        assert!(io.sent_segmented >= 4 * 148, "{io:?}");
+        assert!(io.send_syscalls <= 4 * 4, "{io:?}");
         let plain = mixed_runs(false);
         assert_eq!(plain.sent_segmented, 0, "{plain:?}");
+    }
+
+    #[test]
+    fn a_segmented_send_holds_one_steering_class() {
+        // Minis of calls 1..=8 to one receiver, then trunk frames whose
+        // first entries are those calls: one segmented send per class.
+        let tx = bind("127.0.0.1:0");
+        let rx = bind("127.0.0.1:0");
+        let to = rx.local_addr().unwrap();
+        let (mut send, _, io) = batch_for(&tx, SEND_SLOTS);
+        let mut out = send.sender(&tx);
+        for i in 0..64u16 {
+            let mut mini = [0u8; 164];
+            mini[..2].copy_from_slice(&(1 + i % 8).to_be_bytes());
+            out.send(to, &mini);
+        }
+        assert_eq!(send.flush(&tx), Flush::Done);
+        let got = recv_n(&rx, &mut RecvBatch::new(RECV_SLOTS), 64);
+        assert_eq!(got.len(), 64);
+        // Received in class order: every class's datagrams together.
+        let classes: Vec<u16> = got
+            .iter()
+            .map(|(_, d)| crate::steering::steering_call_number(d) % 4)
+            .collect();
+        let mut changes = classes.windows(2).filter(|w| w[0] != w[1]).count();
+        changes += 1;
+        assert_eq!(changes, 4, "{classes:?}");
+        let io = io.snapshot();
+        assert_eq!((io.send_syscalls, io.sent_segmented), (1, 64), "{io:?}");
     }
 
     #[test]

@@ -69,6 +69,24 @@ fn program(workers: u32) -> Vec<[u32; 2]> {
     ]
 }
 
+/// The call number the steering program reads from `datagram` (before
+/// the modulo): what picks a receiving worker here or at a peer that
+/// steers the same way. 0 where the program would run off the end.
+pub fn steering_call_number(datagram: &[u8]) -> u16 {
+    let word = |at: usize| {
+        datagram
+            .get(at..at + 2)
+            .map_or(0, |b| u16::from_be_bytes([b[0], b[1]]))
+    };
+    let call = match datagram {
+        [0, 0, b2, _, ..] if b2 & 0x80 != 0 => word(2),
+        [0, 0, _, b3, ..] if b3 & 1 != 0 => word(10),
+        [0, 0, ..] => word(8),
+        _ => word(0),
+    };
+    call & 0x7fff
+}
+
 /// Attaches the call-number steering program to the reuseport group of
 /// `socket` (bound, with `SO_REUSEPORT`). Sockets that join the group
 /// later are covered too; the `i`-th socket bound receives index `i`.
@@ -155,6 +173,7 @@ mod tests {
         for call in [2u16, 3, 1000, 32767] {
             for datagram in [full(call), mini(call), trunk(call)] {
                 client.send_to(&datagram, addr).unwrap();
+                assert_eq!(steering_call_number(&datagram), call, "call {call}");
                 let expected = &sockets[usize::from(call % 2)];
                 let mut buf = [0u8; 64];
                 let (len, _) = expected.recv_from(&mut buf).unwrap();
