@@ -341,10 +341,15 @@ impl RelayWorker {
     /// owner, but the kernel steers a segmented send (UDP GSO) that stays
     /// whole up to the socket (loopback, veth) by its first datagram
     /// alone; relaying a call's frames on two workers could reorder them.
+    #[inline]
     fn hand_to_owner(&mut self, kind: FrameKind, datagram: &[u8]) -> bool {
-        if self.relay.workers < 2 {
-            return false;
-        }
+        self.relay.workers > 1 && self.hand_to_other_owner(kind, datagram)
+    }
+
+    /// [`hand_to_owner`](Self::hand_to_owner) with several workers; kept
+    /// out of line so the single-worker path stays as short as before.
+    #[inline(never)]
+    fn hand_to_other_owner(&mut self, kind: FrameKind, datagram: &[u8]) -> bool {
         let call = match (kind, datagram) {
             (FrameKind::Full | FrameKind::Mini, [hi, lo, ..]) => u16::from_be_bytes([*hi, *lo]),
             (FrameKind::VideoMini, [_, _, hi, lo, ..]) => u16::from_be_bytes([*hi, *lo]),
