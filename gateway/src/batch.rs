@@ -29,6 +29,7 @@ use std::time::{Duration, SystemTime};
 use mio::net::UdpSocket;
 use trunk_core::relay::{Counters, DropReason};
 use trunk_core::transmit::{Transmit, MAX_DATAGRAM};
+use trunk_core::wire::MetaTrunkFrame;
 
 use crate::ratelimit::LogLimiter;
 
@@ -314,6 +315,9 @@ struct Queued {
     to: SocketAddr,
     len: usize,
     slot: usize,
+    /// Its steering class, [`CLASSES`] for a trunk frame spanning classes:
+    /// a segmented send only joins datagrams of one class.
+    class: usize,
 }
 
 /// Send queues per batch: datagrams are queued by the steering class of
@@ -323,7 +327,28 @@ struct Queued {
 /// worker counts) then gets the whole send on the right worker even where
 /// the kernel steers it whole (loopback, veth), and each call's datagrams
 /// stay in order because they all share a queue.
+///
+/// A meta trunk frame whose entries span classes (toward a PBX, one frame
+/// carries every call) is a barrier: it joins the last queue that holds
+/// anything, and so does everything after it until the batch is empty, so
+/// nothing overtakes it and it overtakes nothing.
 const CLASSES: usize = 4;
+
+/// The steering class of `datagram`, `None` for a trunk frame whose
+/// entries span classes.
+fn steering_class(datagram: &[u8]) -> Option<usize> {
+    let class = |call: u16| usize::from(call) % CLASSES;
+    let first = class(crate::steering::steering_call_number(datagram));
+    if let Ok(frame) = MetaTrunkFrame::new_checked(datagram) {
+        let mixed = frame
+            .entries()
+            .any(|e| e.map_or(true, |e| class(e.call_number.get()) != first));
+        if mixed {
+            return None;
+        }
+    }
+    Some(first)
+}
 
 /// A bounded queue of outgoing datagrams, sent in batches.
 ///
@@ -344,6 +369,11 @@ pub struct SendBatch {
     free: Vec<usize>,
     /// The queued datagrams of each class, oldest first.
     queues: [VecDeque<Queued>; CLASSES],
+    /// Queue by steering class; off, one queue in strict order.
+    classes: bool,
+    /// The queue every datagram joins since a barrier, until the batch is
+    /// empty (see [`CLASSES`]).
+    barrier: Option<usize>,
     len: usize,
     /// The last `buffer()` handed out the scratch slot.
     overflow: bool,
@@ -385,6 +415,8 @@ impl SendBatch {
             // Popped from the end: slot 0 first.
             free: (0..slots).rev().collect(),
             queues: std::array::from_fn(|_| VecDeque::with_capacity(slots)),
+            classes: true,
+            barrier: None,
             len: 0,
             overflow: false,
             blocked: false,
@@ -412,6 +444,12 @@ impl SendBatch {
     /// Whether segmented sends are in use.
     pub fn segmentation(&self) -> bool {
         self.segmentation
+    }
+
+    /// Queues by steering class (the default, for IAX2 traffic), or keeps
+    /// one queue in the exact order of the commits (a plain UDP relay).
+    pub fn set_steering_classes(&mut self, on: bool) {
+        self.classes = on;
     }
 
     /// The most datagrams the queue holds.
@@ -523,6 +561,9 @@ impl SendBatch {
             }
             n -= k;
         }
+        if self.len == 0 {
+            self.barrier = None;
+        }
     }
 
     /// One send syscall over the head of the queues.
@@ -602,14 +643,29 @@ impl Transmit for Sender<'_> {
             return;
         };
         let start = slot * MAX_DATAGRAM;
-        let class = batch.bufs.get(start..start + len).map_or(0, |d| {
-            usize::from(crate::steering::steering_call_number(d)) % CLASSES
-        });
-        if let Some(queue) = batch.queues.get_mut(class) {
+        let class = match batch.bufs.get(start..start + len) {
+            Some(d) if batch.classes => steering_class(d),
+            _ => Some(0),
+        };
+        let index = match (batch.barrier, class) {
+            (Some(b), _) => b,
+            (None, Some(c)) => c,
+            (None, None) => {
+                let b = batch
+                    .queues
+                    .iter()
+                    .rposition(|q| !q.is_empty())
+                    .unwrap_or(0);
+                batch.barrier = Some(b);
+                b
+            }
+        };
+        if let Some(queue) = batch.queues.get_mut(index) {
             queue.push_back(Queued {
                 to: for_socket(to, batch.ipv6_socket),
                 len,
                 slot,
+                class: class.unwrap_or(CLASSES),
             });
             batch.len += 1;
         }
@@ -626,11 +682,9 @@ fn queue<'a>(
     bufs: &'a [u8],
     queues: &'a [VecDeque<Queued>; CLASSES],
 ) -> impl Iterator<Item = (SocketAddr, &'a [u8], usize)> + 'a {
-    queues.iter().enumerate().flat_map(move |(class, queued)| {
-        queued.iter().filter_map(move |q| {
-            let start = q.slot * MAX_DATAGRAM;
-            Some((q.to, bufs.get(start..start + q.len)?, class))
-        })
+    queues.iter().flatten().filter_map(move |q| {
+        let start = q.slot * MAX_DATAGRAM;
+        Some((q.to, bufs.get(start..start + q.len)?, q.class))
     })
 }
 
@@ -1380,6 +1434,49 @@ mod tests {
         assert_eq!(changes, 4, "{classes:?}");
         let io = io.snapshot();
         assert_eq!((io.send_syscalls, io.sent_segmented), (1, 64), "{io:?}");
+    }
+
+    #[test]
+    fn a_trunk_frame_spanning_classes_keeps_its_place_in_the_order() {
+        use trunk_core::wire::{CallNumber, Timestamp16, TrunkFrameBuilder, TrunkLayout};
+        // Toward a PBX one trunk frame carries every call: nothing queued
+        // before it may leave after it, nothing queued after it before it,
+        // whatever the classes, also across a blocked socket.
+        let tx = bind("127.0.0.1:0");
+        let rx = bind("127.0.0.1:0");
+        let to = rx.local_addr().unwrap();
+        let (mut send, _, _) = batch_for(&tx, SEND_SLOTS);
+        let mini = |call: u16, tag: u8| {
+            let mut m = vec![tag; 24];
+            m[..2].copy_from_slice(&call.to_be_bytes());
+            m
+        };
+        let mut trunk = vec![0; 1400];
+        let mut b = TrunkFrameBuilder::new(&mut trunk, 1400, TrunkLayout::Timestamps, 40).unwrap();
+        for call in [3u16, 2, 1] {
+            b.push(CallNumber::new(call).unwrap(), Timestamp16(40), &[9; 20])
+                .unwrap();
+        }
+        let len = b.len();
+        trunk.truncate(len);
+        assert_eq!(steering_class(&trunk), None);
+        send.force_blocked();
+        let mut out = send.sender(&tx);
+        for call in [1u16, 2, 3, 4] {
+            out.send(to, &mini(call, 1));
+        }
+        out.send(to, &trunk);
+        for call in [4u16, 3, 2, 1] {
+            out.send(to, &mini(call, 2));
+        }
+        assert_eq!(send.on_writable(&tx), Flush::Done);
+        let got = recv_n(&rx, &mut RecvBatch::new(RECV_SLOTS), 9);
+        let at = got.iter().position(|(_, d)| *d == trunk).unwrap();
+        assert_eq!(at, 4, "four minis before it");
+        assert!(got[..4].iter().all(|(_, d)| d.len() == 24 && d[2] == 1));
+        assert!(got[5..].iter().all(|(_, d)| d.len() == 24 && d[2] == 2));
+        // The batch is empty again: classes apply anew.
+        assert_eq!(send.barrier, None);
     }
 
     #[test]

@@ -322,6 +322,8 @@ impl ForwarderPair {
                     let mut send =
                         SendBatch::new(SEND_SLOTS, local, shared.drops.clone(), shared.io.clone());
                     send.set_segmentation(segmentation);
+                    // A plain UDP relay: strict order, whatever the bytes.
+                    send.set_steering_classes(false);
                     Forward {
                         poll,
                         rx,

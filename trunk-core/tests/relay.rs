@@ -934,19 +934,15 @@ fn voice_is_trunked_only_to_a_peer_that_has_addressed_the_call() {
     w.relay().check_invariants().unwrap();
 }
 
-#[test]
-fn each_worker_relays_its_own_calls_entries_of_a_mixed_trunk_frame() {
-    use trunk_core::wire::{TrunkFrameBuilder, TrunkLayout};
-    // Two workers; an Asterisk trunk peer mixes its calls in one frame.
-    // Each worker relays the entries of the calls the steering gives it
-    // (call number modulo 2) and names the other for the rest, so that a
-    // call's media always goes through one worker's trunk buffer.
+/// Two workers of one relay between PBX "ast" (trunking with `trunk`) and
+/// PBX "far", each routed to the other.
+fn two_workers(trunk: Option<TrunkSettings>) -> ([RelayWorker; 2], Instant) {
     let config = Config {
         listen: addr(GW_A),
         workers: NonZeroUsize::new(2).unwrap(),
         udp_gso: true,
         peers: vec![
-            peer("ast", PBX_A, PeerKind::Pbx, Some(TrunkSettings::default())),
+            peer("ast", PBX_A, PeerKind::Pbx, trunk),
             peer("far", PBX_B, PeerKind::Pbx, None),
         ],
         routes: vec![route("ast", None, "far"), route("far", None, "ast")],
@@ -956,10 +952,23 @@ fn each_worker_relays_its_own_calls_entries_of_a_mixed_trunk_frame() {
     };
     let now = Instant::from_millis(5);
     let relay = Arc::new(Relay::new(&config, now, 3));
-    let mut w = [
-        RelayWorker::new(Arc::clone(&relay), 0),
-        RelayWorker::new(relay, 1),
-    ];
+    (
+        [
+            RelayWorker::new(Arc::clone(&relay), 0),
+            RelayWorker::new(relay, 1),
+        ],
+        now,
+    )
+}
+
+#[test]
+fn each_worker_relays_its_own_calls_entries_of_a_mixed_trunk_frame() {
+    use trunk_core::wire::{TrunkFrameBuilder, TrunkLayout};
+    // Two workers; an Asterisk trunk peer mixes its calls in one frame.
+    // Each worker relays the entries of the calls the steering gives it
+    // (call number modulo 2) and names the other for the rest, so that a
+    // call's media always goes through one worker's trunk buffer.
+    let (mut w, now) = two_workers(Some(TrunkSettings::default()));
     // Calls 100..104 from the Asterisk, each set up through its own worker
     // and ACKed so both sides know it.
     let mut far_sees = Vec::new();
@@ -1046,25 +1055,7 @@ fn a_full_or_mini_frame_that_reaches_another_workers_socket_goes_to_its_owner() 
     // the socket (loopback, veth) by its first datagram: the rest may be
     // other workers' calls. The worker that reads such a frame counts it
     // and names its owner instead of relaying it; the owner relays it.
-    let config = Config {
-        listen: addr(GW_A),
-        workers: NonZeroUsize::new(2).unwrap(),
-        udp_gso: true,
-        peers: vec![
-            peer("ast", PBX_A, PeerKind::Pbx, None),
-            peer("far", PBX_B, PeerKind::Pbx, None),
-        ],
-        routes: vec![route("ast", None, "far"), route("far", None, "ast")],
-        timeouts: Timeouts::default(),
-        admin: Default::default(),
-        log: Default::default(),
-    };
-    let now = Instant::from_millis(5);
-    let relay = Arc::new(Relay::new(&config, now, 3));
-    let mut w = [
-        RelayWorker::new(Arc::clone(&relay), 0),
-        RelayWorker::new(relay, 1),
-    ];
+    let (mut w, now) = two_workers(None);
     // A NEW from call 101 (worker 1's) read by worker 0.
     let new = new_frame(101, "600");
     assert!(feed(&mut w[0], now, PBX_A, &new).is_empty());
