@@ -19,6 +19,7 @@
 #![forbid(unsafe_code)]
 
 pub mod fuzzing;
+pub mod peering;
 pub mod relay;
 pub mod time;
 pub mod transmit;

@@ -56,6 +56,7 @@ mod table;
 mod trunk_tx;
 mod workers;
 
+pub(crate) use callno::SplitMix64;
 pub use counters::{
     CallDirection, CallResult, CounterSnapshot, Counters, Direction, DropReason, Histogram,
     HistogramSnapshot, Kind, PeerCounters, PeerSnapshot, JITTER_BUCKETS, SETUP_BUCKETS,

@@ -1,0 +1,12 @@
+//! Gateway-to-gateway peering, sans-IO: the timing rules a gateway applies
+//! to its own links (registration retries, liveness probes), kept apart
+//! from the relay so each can be tested on a virtual clock.
+//!
+//! - [`backoff`]: exponential backoff with jitter and a cap, for retries
+//!   that must never become a fixed short loop (Asterisk's registration
+//!   "panic mode" resends every few seconds with no setting to change it).
+//! - [`liveness`]: a link's state (OK, LAGGED, UNREACHABLE) and round-trip
+//!   time from the probes sent on it and the answers that came back.
+
+pub mod backoff;
+pub mod liveness;
