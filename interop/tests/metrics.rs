@@ -248,6 +248,20 @@ fn metrics_agree_with_the_traffic_and_carry_no_addresses() {
         rtt > 0.0 && rtt < 1.0,
         "PINGs relayed to the far gateway were answered: {rtt}"
     );
+    // Each gateway's own probes of the other are answered.
+    for m in [&ma, &mb] {
+        assert_eq!(value(m, "iax2_gateway_link_up", &[("peer", "far")]), 1.0);
+        assert_eq!(
+            value(m, "iax2_gateway_link_lagged", &[("peer", "far")]),
+            0.0
+        );
+        assert_eq!(
+            value(m, "iax2_gateway_link_missed_probes", &[("peer", "far")]),
+            0.0
+        );
+        let rtt = value(m, "iax2_gateway_link_rtt_seconds", &[("peer", "far")]);
+        assert!(rtt > 0.0 && rtt < 1.0, "link probe round trip {rtt}");
+    }
     assert_eq!(
         value(&ma, "iax2_gateway_drops_total", &[("reason", "malformed")]),
         0.0

@@ -714,6 +714,62 @@ fn poke_and_registration_cross_the_pair_and_leave_no_state() {
 }
 
 #[test]
+fn gateways_probe_their_links_and_answer_each_others_probes() {
+    use trunk_core::relay::LinkState;
+    // With no call up, each gateway POKEs the other from its reserved
+    // probe number every 10 s; the far gateway answers with a stateless
+    // PONG itself, and nothing reaches a PBX.
+    let mut pair = Pair::new(TrunkSettings::default());
+    assert!(
+        pair.advance(25_000).is_empty(),
+        "probes stay between the gateways"
+    );
+    for w in [&pair.a, &pair.b] {
+        let links = w.relay().link_views();
+        assert_eq!(links.len(), 1);
+        assert_eq!(
+            (links[0].peer.as_str(), links[0].state),
+            ("gw", LinkState::Ok)
+        );
+        assert_eq!(links[0].rtt, Some(Duration::ZERO), "delivered at once here");
+        let c = w.counters().snapshot();
+        assert_eq!(c.replies_sent, 6, "3 probes sent and 3 answered");
+        assert_eq!(c.total_drops(), 0);
+    }
+    // Gateway B stops answering (its side of the link is gone): A counts
+    // three missed probes in a row and calls the link unreachable.
+    let mut tx = VecTransmit::new();
+    let mut now = pair.now;
+    let mut states = Vec::new();
+    for _ in 0..(45_000 / 250) {
+        now += Duration::from_millis(250);
+        pair.a.handle_timeout(now, &mut tx);
+        states.push(pair.a.relay().link_views()[0].state);
+    }
+    let probes = tx
+        .take()
+        .into_iter()
+        .filter(|(to, b)| *to == addr(GW_B) && full(b).iax_subclass() == Some(IaxSubclass::Poke))
+        .count();
+    assert!((4..=5).contains(&probes), "{probes} probes in 45 s");
+    assert_eq!(states.last(), Some(&LinkState::Unreachable));
+    let first_down = states
+        .iter()
+        .position(|s| *s == LinkState::Unreachable)
+        .unwrap();
+    assert!(
+        first_down * 250 <= 33_000,
+        "unreachable after {} ms",
+        first_down * 250
+    );
+    // A POKE from a PBX is still relayed end to end, not answered here.
+    let poke = iax(300, 0, 7, 0, 0, IaxSubclass::Poke, IeList::new());
+    let out = pair.deliver(PBX_A, GW_A, &poke);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].0, addr(PBX_B));
+}
+
+#[test]
 fn a_requester_may_use_call_number_1() {
     // Asterisk never allocates call number 1 (its stateless replies come
     // from it), but it maps frames by the peer's number whatever it is,

@@ -11,7 +11,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 use trunk_core::relay::{
-    CallDirection, CallResult, Direction, DropReason, HistogramSnapshot, Kind,
+    CallDirection, CallResult, Direction, DropReason, HistogramSnapshot, Kind, LinkState,
 };
 
 use super::process;
@@ -284,6 +284,38 @@ impl Collector for GatewayCollector {
                 let up = seen(c).is_some_and(|ms| ms <= UP_WINDOW_MS);
                 ([("peer", v.name.clone())], if up { 1.0 } else { 0.0 })
             }),
+        )?;
+        let links = relay.link_views();
+        f.gauge(
+            "link_up",
+            "1 while this gateway's own probes of a gateway peer are answered (OK or LAGGED), 0 when unreachable or not yet answered.",
+            links.iter().map(|l| {
+                let up = matches!(l.state, LinkState::Ok | LinkState::Lagged);
+                ([("peer", l.peer.clone())], if up { 1.0 } else { 0.0 })
+            }),
+        )?;
+        f.gauge(
+            "link_lagged",
+            "1 while the last probe of a gateway peer was answered slower than 2 s.",
+            links.iter().map(|l| {
+                let lagged = l.state == LinkState::Lagged;
+                ([("peer", l.peer.clone())], if lagged { 1.0 } else { 0.0 })
+            }),
+        )?;
+        f.gauge(
+            "link_rtt_seconds",
+            "Round trip of the last answered probe of a gateway peer (NaN before one).",
+            links.iter().map(|l| {
+                let rtt = l.rtt.map_or(f64::NAN, |d| d.as_secs_f64());
+                ([("peer", l.peer.clone())], rtt)
+            }),
+        )?;
+        f.gauge(
+            "link_missed_probes",
+            "Probes of a gateway peer missed in a row (3 make it unreachable).",
+            links
+                .iter()
+                .map(|l| ([("peer", l.peer.clone())], f64::from(l.misses))),
         )?;
         #[allow(clippy::cast_precision_loss)]
         f.gauge(

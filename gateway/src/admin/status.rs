@@ -51,10 +51,13 @@ pub struct PeerStatus {
     pub kind: String,
     /// Its address (`-` for a dynamic peer not heard from yet).
     pub addr: String,
-    /// `ok` (heard from in the last 30 s), `silent` (not since), or
-    /// `unknown` (never).
+    /// A PBX: `ok` (heard from in the last 30 s), `silent` (not since),
+    /// or `unknown` (never). A gateway: what this gateway's own probes
+    /// say: `ok`, `lagged` (answered slower than 2 s), `unreachable` (3
+    /// probes missed in a row) or `unknown` (none answered yet).
     pub state: String,
-    /// The last round trip of a POKE/PING/LAGRQ relayed to it, ms.
+    /// A PBX: the last round trip of a POKE/PING/LAGRQ relayed to it; a
+    /// gateway: of this gateway's last answered probe; ms.
     pub rtt_ms: Option<f64>,
     /// Seconds since it was last heard from.
     pub last_seen_s: Option<f64>,
@@ -124,6 +127,7 @@ pub fn collect(state: &AdminState) -> Status {
     let now_ms = now.as_millis();
     let peers_counts = state.peers();
     let views = relay.peer_views();
+    let links = relay.link_views();
     let mut peers = Vec::with_capacity(views.len());
     let mut trunks = Vec::new();
     for v in &views {
@@ -141,18 +145,23 @@ pub fn collect(state: &AdminState) -> Status {
             .flat_map(|&d| CallResult::ALL.iter().map(move |&r| (d, r)))
             .map(|(d, r)| c.calls(d, r))
             .sum::<u64>();
+        let link = links.iter().find(|l| l.peer == v.name);
+        let heard = match last_seen_ms {
+            None => "unknown",
+            Some(ms) if ms <= UP_WINDOW_MS => "ok",
+            Some(_) => "silent",
+        };
+        #[allow(clippy::cast_precision_loss)]
+        let relayed_rtt_ms = (c.rtt_at_ms > 0).then(|| c.rtt_us as f64 / 1e3);
         peers.push(PeerStatus {
             name: v.name.clone(),
             kind: v.kind.as_str().to_owned(),
             addr: v.addr.map_or_else(|| "-".to_owned(), |a| a.to_string()),
-            state: match last_seen_ms {
-                None => "unknown",
-                Some(ms) if ms <= UP_WINDOW_MS => "ok",
-                Some(_) => "silent",
-            }
-            .to_owned(),
-            #[allow(clippy::cast_precision_loss)]
-            rtt_ms: (c.rtt_at_ms > 0).then(|| c.rtt_us as f64 / 1e3),
+            state: link.map_or(heard, |l| l.state.as_str()).to_owned(),
+            rtt_ms: match link {
+                Some(l) => l.rtt.map(|d| d.as_secs_f64() * 1e3),
+                None => relayed_rtt_ms,
+            },
             #[allow(clippy::cast_precision_loss)]
             last_seen_s: last_seen_ms.map(|ms| ms as f64 / 1e3),
             calls: v.active_calls,

@@ -121,6 +121,12 @@ impl Liveness {
         (self.state != before).then_some(self.state)
     }
 
+    /// When probe `id` left, if it is the one outstanding.
+    pub fn outstanding_since(&self, id: u32) -> Option<Instant> {
+        self.outstanding
+            .and_then(|(sent_id, sent)| (sent_id == id).then_some(sent))
+    }
+
     /// When the outstanding probe times out, if one is.
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.outstanding

@@ -9,7 +9,13 @@ use crate::time::Instant;
 /// of stateless replies).
 pub(crate) const FIRST: u16 = 2;
 /// The highest 15-bit call number.
-pub(crate) const LAST: u16 = 0x7fff;
+pub(crate) const LAST: u16 = 0x7ffe;
+
+/// The source call number of a gateway's own link probes (POKE to a
+/// gateway peer), never handed to a call: a gateway answers a POKE from
+/// this number itself instead of relaying it, and takes a PONG to it as
+/// its link's answer.
+pub(crate) const LINK_PROBE: u16 = 0x7fff;
 
 /// The free call numbers.
 #[derive(Debug)]

@@ -46,6 +46,7 @@ mod call;
 mod callno;
 mod counters;
 mod generation;
+mod link;
 mod media;
 mod media_stats;
 mod peers;
@@ -56,6 +57,7 @@ mod table;
 mod trunk_tx;
 mod workers;
 
+pub use crate::peering::liveness::LinkState;
 pub(crate) use callno::SplitMix64;
 pub use counters::{
     CallDirection, CallResult, CounterSnapshot, Counters, Direction, DropReason, Histogram,
@@ -65,7 +67,7 @@ pub use counters::{
 pub use generation::ReloadReport;
 pub use media_stats::LegMediaSnapshot;
 pub use peers::{PeerId, MAX_PEERS};
-pub use status::{CallState, CallView, EntryKind, LegView, PeerView};
+pub use status::{CallState, CallView, EntryKind, LegView, LinkView, PeerView};
 pub use workers::WorkerSet;
 
 use std::net::SocketAddr;
@@ -506,6 +508,7 @@ impl RelayWorker {
         }
         if self.index == 0 && now >= self.next_housekeeping {
             self.housekeeping(now);
+            self.probe_links(now, out);
             self.next_housekeeping = now + HOUSEKEEPING_PERIOD;
         }
     }

@@ -7,9 +7,10 @@ use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use iax2_config::{Config, Peer, PeerHost, PeerKind, TrunkSettings};
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 
 use super::counters::DropReason;
+use crate::peering::liveness::{Liveness, LivenessSettings};
 use crate::time::Instant;
 use crate::wire::CallNumber;
 
@@ -52,6 +53,25 @@ pub(crate) struct PeerState {
     /// rebuilding the timestamps of trunk entries sent without one
     /// (PROTOCOL.md 13.3).
     trunk_rx_anchor: Arc<AtomicU64>,
+    /// This gateway's own probes of a gateway peer.
+    pub(crate) link: Arc<Mutex<LinkProbe>>,
+}
+
+/// The probes a gateway sends a gateway peer, and what they say.
+#[derive(Debug)]
+pub(crate) struct LinkProbe {
+    pub(crate) liveness: Liveness,
+    /// When the next probe is due (`None`: at once).
+    pub(crate) next: Option<Instant>,
+}
+
+impl Default for LinkProbe {
+    fn default() -> Self {
+        Self {
+            liveness: Liveness::new(LivenessSettings::default()),
+            next: None,
+        }
+    }
 }
 
 impl PeerState {
@@ -63,6 +83,7 @@ impl PeerState {
             active_calls: Arc::new(AtomicU32::new(0)),
             index: (0..INDEX_LEN).map(|_| AtomicU16::new(0)).collect(),
             trunk_rx_anchor: Arc::new(AtomicU64::new(0)),
+            link: Arc::new(Mutex::new(LinkProbe::default())),
         }
     }
 
@@ -76,6 +97,7 @@ impl PeerState {
             active_calls: Arc::clone(&self.active_calls),
             index: Arc::clone(&self.index),
             trunk_rx_anchor: Arc::clone(&self.trunk_rx_anchor),
+            link: Arc::clone(&self.link),
         }
     }
 

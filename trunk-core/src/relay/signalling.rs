@@ -89,6 +89,12 @@ impl RelayWorker {
             // ignores it, so it goes no further (PROTOCOL.md 17).
             return self.counters.count_drop(DropReason::StatelessAck);
         }
+        let probe = CallNumber::from_field(super::callno::LINK_PROBE);
+        if (source == probe || dest == probe)
+            && self.handle_link_probe(now, peer, from, &frame, signal_of(&frame).iax, out)
+        {
+            return;
+        }
         if dest != CallNumber::UNKNOWN {
             return self.continue_call(now, peer, from, dest.get(), datagram, out);
         }

@@ -4,13 +4,14 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use iax2_config::PeerKind;
 
 use super::call::{Phase, Purpose};
 use super::callno::{FIRST, LAST};
 use super::media_stats::LegMediaSnapshot;
-use super::Relay;
+use super::{LinkState, Relay};
 use crate::time::Instant;
 
 /// A peer as the relay sees it.
@@ -30,6 +31,19 @@ pub struct PeerView {
     pub active_calls: u32,
     /// Removed from the configuration by a reload; its calls go on.
     pub retired: bool,
+}
+
+/// A gateway link as this gateway's own probes see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkView {
+    /// The gateway peer's name.
+    pub peer: String,
+    /// What its probes say.
+    pub state: LinkState,
+    /// The last answered probe's round trip.
+    pub rtt: Option<Duration>,
+    /// Probes missed in a row.
+    pub misses: u32,
 }
 
 /// What a table entry is.
@@ -111,6 +125,24 @@ impl Relay {
                 trunk: p.trunk().is_some(),
                 active_calls: p.active_calls.load(Ordering::Relaxed),
                 retired: p.retired,
+            })
+            .collect()
+    }
+
+    /// Its gateway peers' links, in peer order.
+    pub fn link_views(&self) -> Vec<LinkView> {
+        self.current()
+            .peers
+            .iter()
+            .filter(|(_, p)| p.kind() == PeerKind::Gateway && !p.retired)
+            .map(|(_, p)| {
+                let link = p.link.lock();
+                LinkView {
+                    peer: p.config.name.as_str().to_owned(),
+                    state: link.liveness.state(),
+                    rtt: link.liveness.rtt(),
+                    misses: link.liveness.misses(),
+                }
             })
             .collect()
     }
