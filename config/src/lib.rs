@@ -84,7 +84,8 @@ use std::path::Path;
 pub use error::{ConfigError, ErrorKind};
 pub use model::{
     AdminSettings, CalledPrefix, Config, LogFormat, LogLevel, LogSettings, Peer, PeerHost,
-    PeerKind, PeerName, Route, Timeouts, TrunkFreq, TrunkMtu, TrunkSettings, ADMIN_PORT, IAX2_PORT,
+    PeerKind, PeerName, Route, Timeouts, TrunkFreq, TrunkMtu, TrunkSettings, ADMIN_PORT,
+    DEFAULT_KEEPALIVE, IAX2_PORT,
 };
 
 /// The largest configuration file accepted, 1 MiB.

@@ -121,6 +121,27 @@ pub struct Peer {
     pub deny: Vec<IpNet>,
     /// Most concurrent calls through this peer (in and out), if limited.
     pub maxcalls: Option<NonZeroU32>,
+    /// `keepalive` (gateway peers): seconds between this gateway's own
+    /// probes of the link (POKE), which also hold NAT mappings open;
+    /// `None` for the default ([`DEFAULT_KEEPALIVE`]), zero for none.
+    pub keepalive: Option<Duration>,
+}
+
+/// Probes per gateway link unless `keepalive` says otherwise: well under
+/// the 30 s UDP timeout common in NAT devices, and three missed probes
+/// find a dead link within half a minute.
+pub const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(10);
+
+impl Peer {
+    /// Seconds between this gateway's probes of the peer; `None` for a PBX
+    /// or with `keepalive: 0`.
+    pub fn keepalive_interval(&self) -> Option<Duration> {
+        match self.kind {
+            PeerKind::Gateway => Some(self.keepalive.unwrap_or(DEFAULT_KEEPALIVE)),
+            PeerKind::Pbx => None,
+        }
+        .filter(|d| !d.is_zero())
+    }
 }
 
 impl Peer {
@@ -432,6 +453,7 @@ mod tests {
             permit: permit.iter().map(|s| s.parse().unwrap()).collect(),
             deny: deny.iter().map(|s| s.parse().unwrap()).collect(),
             maxcalls: None,
+            keepalive: None,
         }
     }
 

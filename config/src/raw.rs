@@ -67,6 +67,7 @@ pub(crate) struct RawPeer {
     pub(crate) permit: Option<Vec<Spanned<String>>>,
     pub(crate) deny: Option<Vec<Spanned<String>>>,
     pub(crate) maxcalls: Option<Spanned<i64>>,
+    pub(crate) keepalive: Option<Spanned<i64>>,
 }
 
 /// One item under `routes:`.

@@ -27,12 +27,13 @@ pub(crate) const KIND: &str = "pbx or gateway";
 pub(crate) const NET: &str = "an IP range such as 10.0.0.0/8 or 2001:db8::/32, or one IP address";
 pub(crate) const NETS: &str = "a list of IP ranges, e.g. [10.0.0.0/8, 192.0.2.7]";
 pub(crate) const MAXCALLS: &str = "1 to 32767 (calls)";
+pub(crate) const KEEPALIVE: &str = "0 (no probes) to 300 (seconds), on gateway peers";
 pub(crate) const PEER_NAME: &str = "1 to 64 characters from A-Z a-z 0-9 _ - .";
 pub(crate) const PEER_REF: &str = "the name of a peer under peers";
 pub(crate) const PREFIX: &str = "1 to 80 characters from 0-9 A-Z a-z * # + _ -";
 pub(crate) const PEERS: &str = "a map of peer names to peer settings, at least one peer";
 pub(crate) const PEER: &str =
-    "a map with host and kind, and optionally trunk, trunkfreq, trunkmtu, trunktimestamps, permit, deny, maxcalls";
+    "a map with host and kind, and optionally trunk, trunkfreq, trunkmtu, trunktimestamps, permit, deny, maxcalls, keepalive";
 pub(crate) const ROUTES: &str = "a list of routes, at least one";
 pub(crate) const ROUTE: &str = "a map with to, and optionally from and prefix";
 pub(crate) const TIMEOUTS: &str =
@@ -94,6 +95,7 @@ pub(crate) fn expected_at(path: &[Segment]) -> Option<Expect> {
             "trunkmtu" => expect(NUMBER, TRUNKMTU),
             "permit" | "deny" => expect(LIST, NETS),
             "maxcalls" => expect(NUMBER, MAXCALLS),
+            "keepalive" => expect(NUMBER, KEEPALIVE),
             _ => return None,
         },
         [top, Key(_), Key(k), Index(_)]

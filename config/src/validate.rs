@@ -356,6 +356,22 @@ impl Check<'_> {
             }
             None => None,
         };
+        let keepalive = match &p.keepalive {
+            Some(v) if kind != PeerKind::Gateway => {
+                return Err(self.error(
+                    v,
+                    &path("keepalive"),
+                    "keepalive applies to gateway peers only (a gateway probes its gateway links)"
+                        .to_owned(),
+                    Some("kind: gateway on this peer, or no keepalive"),
+                ));
+            }
+            Some(v) => {
+                let n = self.ranged(v, 0..=300, &path("keepalive"), schema::KEEPALIVE)?;
+                Some(Duration::from_secs(u64::try_from(n).unwrap_or(0)))
+            }
+            None => None,
+        };
         Ok(Peer {
             name: peer_name,
             host,
@@ -364,6 +380,7 @@ impl Check<'_> {
             permit,
             deny,
             maxcalls,
+            keepalive,
         })
     }
 

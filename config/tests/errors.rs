@@ -60,12 +60,47 @@ fn unknown_top_level_key() {
 }
 
 #[test]
+fn keepalive_is_for_gateway_peers_in_range() {
+    let ok = from_yaml_str(
+        &with("kind: gateway", "kind: gateway\n    keepalive: 4"),
+        "site.yaml",
+    )
+    .unwrap();
+    let gw = ok.peer("gw").unwrap();
+    assert_eq!(gw.keepalive_interval(), Some(Duration::from_secs(4)));
+    let off = from_yaml_str(
+        &with("kind: gateway", "kind: gateway\n    keepalive: 0"),
+        "site.yaml",
+    )
+    .unwrap();
+    assert_eq!(off.peer("gw").unwrap().keepalive_interval(), None);
+    let default = from_yaml_str(BASE, "site.yaml").unwrap();
+    assert_eq!(
+        default.peer("gw").unwrap().keepalive_interval(),
+        Some(iax2_config::DEFAULT_KEEPALIVE)
+    );
+    assert_eq!(default.peer("pbx").unwrap().keepalive_interval(), None);
+    let e = err(&with("kind: pbx", "kind: pbx\n    keepalive: 10"));
+    assert_eq!(
+        e.to_string(),
+        "site.yaml:5:16: peers.pbx.keepalive: keepalive applies to gateway peers only (a gateway \
+         probes its gateway links); allowed: kind: gateway on this peer, or no keepalive"
+    );
+    let e = err(&with("kind: gateway", "kind: gateway\n    keepalive: 301"));
+    assert_eq!(e.key_path, "peers.gw.keepalive");
+    assert!(
+        e.to_string().contains("0 (no probes) to 300 (seconds)"),
+        "{e}"
+    );
+}
+
+#[test]
 fn unknown_key_in_a_peer() {
     let e = err(&with("kind: gateway", "kind: gateway\n    secret: x"));
     assert_eq!(
         e.to_string(),
         "site.yaml:8:5: peers.gw.secret: unknown key `secret`; allowed: the keys host, kind, \
-         trunk, trunkfreq, trunkmtu, trunktimestamps, permit, deny, maxcalls"
+         trunk, trunkfreq, trunkmtu, trunktimestamps, permit, deny, maxcalls, keepalive"
     );
     assert_eq!(e.file, "site.yaml");
     assert_eq!(e.message, "unknown key `secret`");

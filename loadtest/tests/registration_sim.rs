@@ -47,6 +47,7 @@ fn peer(name: &str, host: &str, kind: PeerKind, trunk: Option<TrunkSettings>) ->
         permit: vec![],
         deny: vec![],
         maxcalls: None,
+        keepalive: None,
     }
 }
 

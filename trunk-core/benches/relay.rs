@@ -70,6 +70,7 @@ fn setup() -> Setup {
         permit: vec![],
         deny: vec![],
         maxcalls: None,
+        keepalive: None,
     };
     let config = Config {
         listen: addr("10.0.0.9:4569"),

@@ -293,6 +293,7 @@ pub fn relay(mut data: &[u8]) {
         permit: vec![],
         deny: vec![],
         maxcalls: None,
+        keepalive: None,
     };
     let mut dynamic = peer("roamer", PeerHost::Dynamic, PeerKind::Pbx, None);
     dynamic.permit = vec!["10.1.0.0/16".parse().expect("literal range")];

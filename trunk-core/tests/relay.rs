@@ -37,6 +37,7 @@ fn peer(name: &str, host: &str, kind: PeerKind, trunk: Option<TrunkSettings>) ->
         permit: vec![],
         deny: vec![],
         maxcalls: None,
+        keepalive: None,
     }
 }
 
@@ -767,6 +768,37 @@ fn gateways_probe_their_links_and_answer_each_others_probes() {
     let out = pair.deliver(PBX_A, GW_A, &poke);
     assert_eq!(out.len(), 1);
     assert_eq!(out[0].0, addr(PBX_B));
+}
+
+#[test]
+fn keepalive_sets_the_probe_interval_and_zero_turns_probes_off() {
+    let probes = |keepalive: Option<Duration>| {
+        let mut gw = peer("gw", GW_B, PeerKind::Gateway, None);
+        gw.keepalive = keepalive;
+        let (mut w, start) = single(
+            vec![peer("pbx", PBX_A, PeerKind::Pbx, None), gw],
+            vec![route("pbx", None, "gw")],
+        );
+        let mut tx = VecTransmit::new();
+        let mut now = start;
+        while now.saturating_duration_since(start) < Duration::from_secs(10) {
+            now += Duration::from_millis(250);
+            w.handle_timeout(now, &mut tx);
+        }
+        tx.take()
+            .into_iter()
+            .filter(|(to, b)| {
+                *to == addr(GW_B) && full(b).iax_subclass() == Some(IaxSubclass::Poke)
+            })
+            .count()
+    };
+    assert_eq!(
+        probes(Some(Duration::from_secs(3))),
+        4,
+        "at 0, 3, 6 and 9 s"
+    );
+    assert_eq!(probes(None), 1, "the default, 10 s");
+    assert_eq!(probes(Some(Duration::ZERO)), 0);
 }
 
 #[test]

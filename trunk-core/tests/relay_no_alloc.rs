@@ -59,6 +59,7 @@ fn relay_media_path_does_not_allocate() {
         permit: vec![],
         deny: vec![],
         maxcalls: None,
+        keepalive: None,
     };
     let config = Config {
         listen: addr("127.0.0.1:4569"),

@@ -1,6 +1,6 @@
 //! This gateway's own probes of its gateway peers (POKE/PONG): the link's
 //! liveness and round trip, and keepalive traffic that holds NAT mappings
-//! open while no call is up.
+//! open while no call is up. The interval is the peer's `keepalive`.
 //!
 //! Probes come from the reserved call number [`LINK_PROBE`], which no call
 //! ever uses, so the far gateway can tell them from a PBX's POKE that it
@@ -9,7 +9,6 @@
 //! may receive the answer (the link state is shared).
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use iax2_config::PeerKind;
 
@@ -22,18 +21,17 @@ use crate::time::Instant;
 use crate::transmit::Transmit;
 use crate::wire::{CallNumber, FullFrame, IaxSubclass};
 
-/// Probes per link: often enough that a NAT mapping (30 s is a common UDP
-/// timeout) never lapses on an idle link, and that three missed probes
-/// find a dead link within half a minute.
-pub(crate) const PROBE_INTERVAL: Duration = Duration::from_secs(10);
-
 impl RelayWorker {
     /// Worker 0, on its housekeeping turn: counts unanswered probes and
     /// sends the probes that are due.
     pub(super) fn probe_links<T: Transmit>(&mut self, now: Instant, out: &mut T) {
         let gen = std::sync::Arc::clone(&self.gen);
         for (id, peer) in gen.peers.iter() {
-            if peer.kind() != PeerKind::Gateway || peer.retired {
+            // Every `keepalive` (iax2_config::DEFAULT_KEEPALIVE unless set).
+            let Some(interval) = peer.config.keepalive_interval() else {
+                continue;
+            };
+            if peer.retired {
                 continue;
             }
             let Some(to) = peer.addr() else {
@@ -48,7 +46,7 @@ impl RelayWorker {
             // The probe's timestamp is its id: the PONG echoes it.
             let stamp = u32::try_from(now.as_millis() % (1 << 32)).unwrap_or(0);
             let _ = link.liveness.probe_sent(now, stamp);
-            link.next = Some(now + PROBE_INTERVAL);
+            link.next = Some(now + interval);
             drop(link);
             self.send_probe(out, id, to, stamp);
         }
