@@ -27,6 +27,7 @@ pub mod batch;
 pub mod clock;
 mod handoff;
 pub mod lifecycle;
+mod links;
 mod ratelimit;
 pub mod reload;
 pub mod runtime;

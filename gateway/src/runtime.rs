@@ -29,6 +29,8 @@ pub struct GatewayHandle {
     workers: Vec<Worker>,
     /// Set once every worker runs.
     admin: Option<Arc<AdminState>>,
+    /// Logs gateway link state changes (`crate::links`).
+    links: Option<std::thread::JoinHandle<()>>,
 }
 
 /// Builds the relay for `config`, binds `config.workers` reuseport
@@ -64,6 +66,7 @@ pub fn start(config: &Config) -> io::Result<GatewayHandle> {
         stop: Arc::new(AtomicBool::new(false)),
         workers: Vec::with_capacity(workers),
         admin: None,
+        links: None,
     };
     let mut polls = (0..workers)
         .map(|_| Worker::poll())
@@ -104,6 +107,10 @@ pub fn start(config: &Config) -> io::Result<GatewayHandle> {
             .collect(),
         local_addr,
     )));
+    handle.links = Some(crate::links::spawn(
+        Arc::clone(&handle.relay),
+        Arc::clone(&handle.stop),
+    )?);
     tracing::info!(
         listen = %local_addr,
         workers,
@@ -187,6 +194,9 @@ impl GatewayHandle {
         }
         for w in &mut self.workers {
             w.join();
+        }
+        if let Some(links) = self.links.take() {
+            let _ = links.join();
         }
     }
 }
