@@ -59,7 +59,14 @@
 //!   /128. [`Peer::permits`] tells the rule: the most specific matching
 //!   range decides, `deny` wins a tie, and an address no range matches is
 //!   admitted. A `host: dynamic` peer therefore needs both a `permit` and a
-//!   `deny` (usually `[0.0.0.0/0, ::/0]`), or anyone could claim it.
+//!   `deny` (usually `[0.0.0.0/0, ::/0]`), or anyone could claim it,
+//!   unless it is a gateway peer with a `secret`, whose address comes from
+//!   its authenticated registration.
+//! - Gateway peers may also set `secret`, `register: true` with `username`
+//!   (this gateway registers with the peer), `refresh`, `qualify`,
+//!   `unreachable_after`, `retry_min` and `retry_max`; on any other peer
+//!   these keys are an error. A [`Secret`] never shows in an error or in
+//!   `Debug` output.
 //!
 //! # Bounded input
 //!
@@ -84,8 +91,9 @@ use std::path::Path;
 pub use error::{ConfigError, ErrorKind};
 pub use model::{
     AdminSettings, CalledPrefix, Config, LogFormat, LogLevel, LogSettings, Peer, PeerHost,
-    PeerKind, PeerName, Route, Timeouts, TrunkFreq, TrunkMtu, TrunkSettings, ADMIN_PORT,
-    DEFAULT_KEEPALIVE, IAX2_PORT,
+    PeerKind, PeerName, Route, Secret, Timeouts, TrunkFreq, TrunkMtu, TrunkSettings, ADMIN_PORT,
+    DEFAULT_KEEPALIVE, DEFAULT_QUALIFY, DEFAULT_REFRESH, DEFAULT_RETRY_MAX, DEFAULT_RETRY_MIN,
+    DEFAULT_UNREACHABLE_AFTER, IAX2_PORT,
 };
 
 /// The largest configuration file accepted, 1 MiB.

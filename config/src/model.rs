@@ -76,6 +76,44 @@ impl std::fmt::Display for PeerName {
     }
 }
 
+/// A shared secret: 1 to 128 bytes of printable ASCII, no whitespace and
+/// no `;`.
+///
+/// Its `Debug` shows `Secret(***)`, never the text, and it has no
+/// `Display`: read it with [`Secret::expose`] where it is used.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The longest secret, in bytes.
+    pub const MAX_LEN: usize = 128;
+
+    /// Checks and wraps a secret.
+    pub fn new(secret: &str) -> Option<Self> {
+        let ok = !secret.is_empty()
+            && secret.len() <= Self::MAX_LEN
+            && secret.bytes().all(Self::allowed_byte);
+        ok.then(|| Self(secret.to_owned()))
+    }
+
+    /// Whether `b` may appear in a secret: printable ASCII other than the
+    /// space and `;`.
+    pub fn allowed_byte(b: u8) -> bool {
+        b.is_ascii_graphic() && b != b';'
+    }
+
+    /// The secret itself.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
 /// Where a peer is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PeerHost {
@@ -125,6 +163,33 @@ pub struct Peer {
     /// probes of the link (POKE), which also hold NAT mappings open;
     /// `None` for the default ([`DEFAULT_KEEPALIVE`]), zero for none.
     pub keepalive: Option<Duration>,
+    /// `secret` (gateway peers): the shared secret of gateway registration
+    /// (MD5 challenge and response), both when this gateway registers with
+    /// the peer and when the peer registers here (`host: dynamic`).
+    pub secret: Option<Secret>,
+    /// `register: true` with `username` (gateway peers with a static
+    /// host): this gateway registers with that peer under this name, the
+    /// name the far gateway gives this gateway in its own peers. `None`
+    /// when this gateway does not register there.
+    pub register: Option<PeerName>,
+    /// `refresh` (gateway peers): the registration lifetime asked for when
+    /// registering, and the longest one granted to a registering peer;
+    /// `None` for the default ([`DEFAULT_REFRESH`]). See [`Peer::refresh`].
+    pub refresh: Option<Duration>,
+    /// `qualify` (gateway peers, milliseconds): a probe round trip above
+    /// this makes the link lagged; `None` for the default
+    /// ([`DEFAULT_QUALIFY`]). See [`Peer::qualify`].
+    pub qualify: Option<Duration>,
+    /// `unreachable_after` (gateway peers): missed probes in a row that
+    /// make the link unreachable and start its recovery; `None` for the
+    /// default ([`DEFAULT_UNREACHABLE_AFTER`]).
+    pub unreachable_after: Option<u32>,
+    /// `retry_min` (gateway peers): the shortest wait before retrying a
+    /// failed registration; `None` for [`DEFAULT_RETRY_MIN`].
+    pub retry_min: Option<Duration>,
+    /// `retry_max` (gateway peers): the longest wait between registration
+    /// retries, never below `retry_min`; `None` for [`DEFAULT_RETRY_MAX`].
+    pub retry_max: Option<Duration>,
 }
 
 /// Probes per gateway link unless `keepalive` says otherwise: well under
@@ -141,6 +206,49 @@ impl Peer {
             PeerKind::Pbx => None,
         }
         .filter(|d| !d.is_zero())
+    }
+}
+
+/// The registration lifetime unless `refresh` says otherwise.
+pub const DEFAULT_REFRESH: Duration = Duration::from_secs(60);
+
+/// The probe round trip above which a link is lagged unless `qualify` says
+/// otherwise (Asterisk's `qualify=yes`).
+pub const DEFAULT_QUALIFY: Duration = Duration::from_millis(2000);
+
+/// Missed probes in a row that make a link unreachable unless
+/// `unreachable_after` says otherwise.
+pub const DEFAULT_UNREACHABLE_AFTER: u32 = 3;
+
+/// The first registration retry delay unless `retry_min` says otherwise.
+pub const DEFAULT_RETRY_MIN: Duration = Duration::from_secs(1);
+
+/// The largest registration retry delay unless `retry_max` says otherwise.
+pub const DEFAULT_RETRY_MAX: Duration = Duration::from_secs(60);
+
+impl Peer {
+    /// The registration lifetime: asked for when this gateway registers
+    /// with the peer, the longest granted when the peer registers here.
+    pub fn refresh(&self) -> Duration {
+        self.refresh.unwrap_or(DEFAULT_REFRESH)
+    }
+
+    /// The probe round trip above which the link is lagged.
+    pub fn qualify(&self) -> Duration {
+        self.qualify.unwrap_or(DEFAULT_QUALIFY)
+    }
+
+    /// Missed probes in a row that make the link unreachable.
+    pub fn unreachable_after(&self) -> u32 {
+        self.unreachable_after.unwrap_or(DEFAULT_UNREACHABLE_AFTER)
+    }
+
+    /// The registration retry backoff, `(min, max)` with `min <= max`:
+    /// exponential with jitter between the two.
+    pub fn retry_range(&self) -> (Duration, Duration) {
+        let min = self.retry_min.unwrap_or(DEFAULT_RETRY_MIN);
+        let max = self.retry_max.unwrap_or(DEFAULT_RETRY_MAX);
+        (min, max.max(min))
     }
 }
 
@@ -454,6 +562,13 @@ mod tests {
             deny: deny.iter().map(|s| s.parse().unwrap()).collect(),
             maxcalls: None,
             keepalive: None,
+            secret: None,
+            register: None,
+            refresh: None,
+            qualify: None,
+            unreachable_after: None,
+            retry_min: None,
+            retry_max: None,
         }
     }
 
@@ -468,6 +583,25 @@ mod tests {
         let p = peer(&["10.0.0.0/8"], &["10.0.0.0/8"]);
         assert!(!p.permits("10.1.2.3".parse().unwrap()));
         assert!(peer(&[], &[]).permits("::1".parse().unwrap()));
+    }
+
+    #[test]
+    fn secrets() {
+        let s = Secret::new("a!~Z09\"'#").unwrap();
+        assert_eq!(s.expose(), "a!~Z09\"'#");
+        assert_eq!(format!("{s:?}"), "Secret(***)");
+        assert_eq!(s.clone(), s);
+        assert!(Secret::new(&"x".repeat(Secret::MAX_LEN)).is_some());
+        for bad in ["", "a b", "a;b", "a\tb", "é", "a\u{7f}"] {
+            assert_eq!(Secret::new(bad), None, "{bad:?}");
+        }
+        assert_eq!(Secret::new(&"x".repeat(Secret::MAX_LEN + 1)), None);
+        let mut p = peer(&[], &[]);
+        p.retry_min = Some(Duration::from_secs(90));
+        assert_eq!(
+            p.retry_range(),
+            (Duration::from_secs(90), Duration::from_secs(90))
+        );
     }
 
     #[test]

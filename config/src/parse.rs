@@ -5,7 +5,7 @@ use serde_saphyr::budget::BudgetBreach;
 use serde_saphyr::{Error as YamlError, MessageFormatter, UserMessageFormatter};
 
 use crate::error::{ConfigError, ErrorKind};
-use crate::locate::{display_path, locate, shorten, Pick, Segment};
+use crate::locate::{display_path, locate, shorten, Found, Pick, Segment};
 use crate::raw::RawConfig;
 use crate::schema;
 use crate::MAX_FILE_BYTES;
@@ -198,11 +198,25 @@ fn convert(err: &YamlError, text: &str, origin: &str) -> ConfigError {
         | YamlError::BinaryNotUtf8 { .. }
         | YamlError::MergeValueNotMapOrSeqOfMaps { .. } => {
             let at = locate(text, line, column, Pick::Outer);
+            // A secret's text is never repeated in an error.
+            let secret = schema::is_secret(&at.path);
             match (schema::expected_at(&at.path), &at.node) {
+                (Some(expect), Some(Found::Scalar(..))) if secret => make(
+                    ErrorKind::WrongType,
+                    &at.path,
+                    format!("expected {}, found a tagged value (not shown)", expect.noun),
+                    Some(expect.allowed.to_owned()),
+                ),
                 (Some(expect), Some(found)) => make(
                     ErrorKind::WrongType,
                     &at.path,
                     format!("expected {}, found {}", expect.noun, found.describe()),
+                    Some(expect.allowed.to_owned()),
+                ),
+                (Some(expect), None) if secret => make(
+                    ErrorKind::WrongType,
+                    &at.path,
+                    format!("expected {}", expect.noun),
                     Some(expect.allowed.to_owned()),
                 ),
                 (Some(_), None) | (None, _) => {

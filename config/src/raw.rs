@@ -68,6 +68,26 @@ pub(crate) struct RawPeer {
     pub(crate) deny: Option<Vec<Spanned<String>>>,
     pub(crate) maxcalls: Option<Spanned<i64>>,
     pub(crate) keepalive: Option<Spanned<i64>>,
+    /// `secret:` with no value is `Some` with `None` inside, so an empty
+    /// secret is an error rather than no secret.
+    #[serde(default, deserialize_with = "present")]
+    pub(crate) secret: Option<Spanned<Option<String>>>,
+    pub(crate) register: Option<Spanned<bool>>,
+    pub(crate) username: Option<Spanned<String>>,
+    pub(crate) refresh: Option<Spanned<i64>>,
+    pub(crate) qualify: Option<Spanned<i64>>,
+    pub(crate) unreachable_after: Option<Spanned<i64>>,
+    pub(crate) retry_min: Option<Spanned<i64>>,
+    pub(crate) retry_max: Option<Spanned<i64>>,
+}
+
+/// A key that is present, even with an empty (null) value.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
 }
 
 /// One item under `routes:`.

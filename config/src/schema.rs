@@ -28,12 +28,22 @@ pub(crate) const NET: &str = "an IP range such as 10.0.0.0/8 or 2001:db8::/32, o
 pub(crate) const NETS: &str = "a list of IP ranges, e.g. [10.0.0.0/8, 192.0.2.7]";
 pub(crate) const MAXCALLS: &str = "1 to 32767 (calls)";
 pub(crate) const KEEPALIVE: &str = "0 (no probes) to 300 (seconds), on gateway peers";
+pub(crate) const SECRET: &str =
+    "1 to 128 printable ASCII characters, no whitespace and no ;, on gateway peers";
+pub(crate) const REGISTER: &str =
+    "true or false (also yes/no, on/off), on gateway peers with a static host";
+pub(crate) const USERNAME: &str = "1 to 64 characters from A-Z a-z 0-9 _ - ., with register: true";
+pub(crate) const REFRESH: &str = "10 to 3600 (seconds), on gateway peers";
+pub(crate) const QUALIFY: &str = "100 to 60000 (milliseconds), on gateway peers";
+pub(crate) const UNREACHABLE_AFTER: &str = "1 to 10 (missed probes), on gateway peers";
+pub(crate) const RETRY_MIN: &str = "1 to 60 (seconds), on gateway peers";
+pub(crate) const RETRY_MAX: &str = "1 to 3600 (seconds), at least retry_min, on gateway peers";
 pub(crate) const PEER_NAME: &str = "1 to 64 characters from A-Z a-z 0-9 _ - .";
 pub(crate) const PEER_REF: &str = "the name of a peer under peers";
 pub(crate) const PREFIX: &str = "1 to 80 characters from 0-9 A-Z a-z * # + _ -";
 pub(crate) const PEERS: &str = "a map of peer names to peer settings, at least one peer";
 pub(crate) const PEER: &str =
-    "a map with host and kind, and optionally trunk, trunkfreq, trunkmtu, trunktimestamps, permit, deny, maxcalls, keepalive";
+    "a map with host and kind, and optionally trunk, trunkfreq, trunkmtu, trunktimestamps, permit, deny, maxcalls, keepalive, secret, register, username, refresh, qualify, unreachable_after, retry_min, retry_max";
 pub(crate) const ROUTES: &str = "a list of routes, at least one";
 pub(crate) const ROUTE: &str = "a map with to, and optionally from and prefix";
 pub(crate) const TIMEOUTS: &str =
@@ -52,6 +62,11 @@ const BOOLEAN: &str = "a boolean";
 const TEXT: &str = "a single value";
 const MAP: &str = "a map";
 const LIST: &str = "a list";
+
+/// Whether `path` is a peer's `secret`, whose text errors must not show.
+pub(crate) fn is_secret(path: &[Segment]) -> bool {
+    matches!(path, [Segment::Key(top), Segment::Key(_), Segment::Key(k)] if top == "peers" && k == "secret")
+}
 
 /// What the value at `path` should be, if the path is in the schema.
 pub(crate) fn expected_at(path: &[Segment]) -> Option<Expect> {
@@ -96,6 +111,14 @@ pub(crate) fn expected_at(path: &[Segment]) -> Option<Expect> {
             "permit" | "deny" => expect(LIST, NETS),
             "maxcalls" => expect(NUMBER, MAXCALLS),
             "keepalive" => expect(NUMBER, KEEPALIVE),
+            "secret" => expect(TEXT, SECRET),
+            "register" => expect(BOOLEAN, REGISTER),
+            "username" => expect(TEXT, USERNAME),
+            "refresh" => expect(NUMBER, REFRESH),
+            "qualify" => expect(NUMBER, QUALIFY),
+            "unreachable_after" => expect(NUMBER, UNREACHABLE_AFTER),
+            "retry_min" => expect(NUMBER, RETRY_MIN),
+            "retry_max" => expect(NUMBER, RETRY_MAX),
             _ => return None,
         },
         [top, Key(_), Key(k), Index(_)]
@@ -141,5 +164,7 @@ mod tests {
         assert_eq!(at(&["log", "nope"]), None);
         assert_eq!(at(&["nope"]), None);
         assert_eq!(at(&["peers", "a", "nope"]), None);
+        assert_eq!(at(&["peers", "a", "secret"]), Some(SECRET));
+        assert_eq!(at(&["peers", "a", "retry_max"]), Some(RETRY_MAX));
     }
 }

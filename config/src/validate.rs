@@ -14,7 +14,8 @@ use crate::error::{ConfigError, ErrorKind};
 use crate::locate::shorten;
 use crate::model::{
     AdminSettings, CalledPrefix, Config, LogFormat, LogLevel, LogSettings, Peer, PeerHost,
-    PeerKind, PeerName, Route, Timeouts, TrunkFreq, TrunkMtu, TrunkSettings, ADMIN_PORT, IAX2_PORT,
+    PeerKind, PeerName, Route, Secret, Timeouts, TrunkFreq, TrunkMtu, TrunkSettings, ADMIN_PORT,
+    DEFAULT_RETRY_MIN, IAX2_PORT,
 };
 use crate::raw::{RawAdmin, RawConfig, RawLog, RawPeer, RawRoute, RawTimeouts};
 use crate::schema;
@@ -25,6 +26,16 @@ const MAX_WORKERS: i64 = 256;
 const MAX_CALLS: i64 = 32767;
 /// Longest timeout, one day.
 const MAX_TIMEOUT_SECS: i64 = 86_400;
+/// `refresh`, seconds.
+const REFRESH_SECS: RangeInclusive<i64> = 10..=3600;
+/// `qualify`, milliseconds.
+const QUALIFY_MS: RangeInclusive<i64> = 100..=60_000;
+/// `unreachable_after`, missed probes.
+const UNREACHABLE_AFTER: RangeInclusive<i64> = 1..=10;
+/// `retry_min`, seconds.
+const RETRY_MIN_SECS: RangeInclusive<i64> = 1..=60;
+/// `retry_max`, seconds.
+const RETRY_MAX_SECS: RangeInclusive<i64> = 1..=3600;
 
 /// Validation context: the file name for errors.
 struct Check<'a> {
@@ -76,6 +87,80 @@ impl Check<'_> {
                 Some(allowed),
             ))
         }
+    }
+
+    /// An error unless the peer is a gateway or `value` is absent; `why`
+    /// says what the key is for.
+    fn gateway_only<T>(
+        &self,
+        kind: PeerKind,
+        value: Option<&Spanned<T>>,
+        path: &str,
+        key: &str,
+        why: &str,
+    ) -> Result<(), ConfigError> {
+        match value {
+            Some(v) if kind != PeerKind::Gateway => Err(self.error(
+                v,
+                path,
+                format!("{key} applies to gateway peers only ({why})"),
+                Some(&format!("kind: gateway on this peer, or no {key}")),
+            )),
+            Some(_) | None => Ok(()),
+        }
+    }
+
+    /// An optional gateway-peer number within `range`, as a duration of
+    /// `unit`s.
+    #[allow(clippy::too_many_arguments)]
+    fn gateway_duration(
+        &self,
+        kind: PeerKind,
+        value: Option<&Spanned<i64>>,
+        range: RangeInclusive<i64>,
+        unit: fn(u64) -> Duration,
+        path: &str,
+        key: &str,
+        why: &str,
+        allowed: &str,
+    ) -> Result<Option<Duration>, ConfigError> {
+        self.gateway_only(kind, value, path, key, why)?;
+        value
+            .map(|v| {
+                let n = self.ranged(v, range, path, allowed)?;
+                Ok(unit(n.unsigned_abs()))
+            })
+            .transpose()
+    }
+
+    /// A valid `secret`, located; its text is never put in the error.
+    fn secret(&self, raw: &Spanned<Option<String>>, path: &str) -> Result<Secret, ConfigError> {
+        let text = raw.value.as_deref().unwrap_or_default();
+        if let Some(secret) = Secret::new(text) {
+            return Ok(secret);
+        }
+        let what = if text.is_empty() {
+            "the secret is empty".to_owned()
+        } else if text.len() > Secret::MAX_LEN {
+            format!("the secret is {} bytes long", text.len())
+        } else {
+            let (i, c) = text
+                .chars()
+                .enumerate()
+                .find(|&(_, c)| u8::try_from(c).map_or(true, |b| !Secret::allowed_byte(b)))
+                .unwrap_or((0, '\0'));
+            let c = match c {
+                ' ' => "a space".to_owned(),
+                '\t' => "a tab".to_owned(),
+                '\n' | '\r' => "a line break".to_owned(),
+                ';' => "`;`".to_owned(),
+                c if c.is_whitespace() => "whitespace".to_owned(),
+                c if c.is_control() => "a control character".to_owned(),
+                _ => "a character that is not ASCII".to_owned(),
+            };
+            format!("the secret has {c} at character {}", i + 1)
+        };
+        Err(self.error(raw, path, what, Some(schema::SECRET)))
     }
 
     fn trunkfreq(&self, value: &Spanned<i64>, path: &str) -> Result<TrunkFreq, ConfigError> {
@@ -331,16 +416,35 @@ impl Check<'_> {
         };
         let permit = self.nets(p.permit.as_ref(), &path("permit"))?;
         let deny = self.nets(p.deny.as_ref(), &path("deny"))?;
+        self.gateway_only(
+            kind,
+            p.secret.as_ref(),
+            &path("secret"),
+            "secret",
+            "gateways authenticate each other's registrations with it",
+        )?;
+        let secret = p
+            .secret
+            .as_ref()
+            .map(|s| self.secret(s, &path("secret")))
+            .transpose()?;
         if host == PeerHost::Dynamic {
-            if permit.is_empty() {
+            // A dynamic gateway peer with a secret is a registrar-side
+            // peer: its address comes from its authenticated registration,
+            // so it needs no ACL (one given must still be complete).
+            if permit.is_empty() && secret.is_none() {
+                let allowed = match kind {
+                    PeerKind::Pbx => "permit: [the peer's source ranges] with deny: [0.0.0.0/0, ::/0]",
+                    PeerKind::Gateway => "permit: [the peer's source ranges] with deny: [0.0.0.0/0, ::/0], or a secret (the peer then registers its address)",
+                };
                 return Err(self.error(
                     &p.host,
                     &path("host"),
                     "host: dynamic needs a permit range, otherwise any address on the internet could claim this peer".to_owned(),
-                    Some("permit: [the peer's source ranges] with deny: [0.0.0.0/0, ::/0]"),
+                    Some(allowed),
                 ));
             }
-            if deny.is_empty() {
+            if !permit.is_empty() && deny.is_empty() {
                 return Err(self.error(
                     &p.host,
                     &path("host"),
@@ -372,6 +476,86 @@ impl Check<'_> {
             }
             None => None,
         };
+        let register = self.register(p, kind, host, secret.is_some(), &path)?;
+        let refresh = self.gateway_duration(
+            kind,
+            p.refresh.as_ref(),
+            REFRESH_SECS,
+            Duration::from_secs,
+            &path("refresh"),
+            "refresh",
+            "it is the lifetime of a registration between gateways",
+            schema::REFRESH,
+        )?;
+        let qualify = self.gateway_duration(
+            kind,
+            p.qualify.as_ref(),
+            QUALIFY_MS,
+            Duration::from_millis,
+            &path("qualify"),
+            "qualify",
+            "a gateway probes its gateway links",
+            schema::QUALIFY,
+        )?;
+        self.gateway_only(
+            kind,
+            p.unreachable_after.as_ref(),
+            &path("unreachable_after"),
+            "unreachable_after",
+            "a gateway probes its gateway links",
+        )?;
+        let unreachable_after = p
+            .unreachable_after
+            .as_ref()
+            .map(|v| {
+                let n = self.ranged(
+                    v,
+                    UNREACHABLE_AFTER,
+                    &path("unreachable_after"),
+                    schema::UNREACHABLE_AFTER,
+                )?;
+                Ok(u32::try_from(n).unwrap_or(1))
+            })
+            .transpose()?;
+        let retry_why = "they pace a gateway's registration retries";
+        let retry_min = self.gateway_duration(
+            kind,
+            p.retry_min.as_ref(),
+            RETRY_MIN_SECS,
+            Duration::from_secs,
+            &path("retry_min"),
+            "retry_min",
+            retry_why,
+            schema::RETRY_MIN,
+        )?;
+        let retry_max = self.gateway_duration(
+            kind,
+            p.retry_max.as_ref(),
+            RETRY_MAX_SECS,
+            Duration::from_secs,
+            &path("retry_max"),
+            "retry_max",
+            retry_why,
+            schema::RETRY_MAX,
+        )?;
+        if let (Some(max), Some(raw_max)) = (retry_max, &p.retry_max) {
+            let min = retry_min.unwrap_or(DEFAULT_RETRY_MIN);
+            if max < min {
+                return Err(self.error(
+                    raw_max,
+                    &path("retry_max"),
+                    format!(
+                        "retry_max {} is below retry_min {}",
+                        max.as_secs(),
+                        min.as_secs()
+                    ),
+                    Some(&format!(
+                        "{} to 3600 (seconds): at least retry_min",
+                        min.as_secs()
+                    )),
+                ));
+            }
+        }
         Ok(Peer {
             name: peer_name,
             host,
@@ -381,6 +565,88 @@ impl Check<'_> {
             deny,
             maxcalls,
             keepalive,
+            secret,
+            register,
+            refresh,
+            qualify,
+            unreachable_after,
+            retry_min,
+            retry_max,
+        })
+    }
+
+    /// `register` and `username`: the name this gateway registers under
+    /// with the peer, when it does.
+    fn register(
+        &self,
+        p: &RawPeer,
+        kind: PeerKind,
+        host: PeerHost,
+        has_secret: bool,
+        path: &dyn Fn(&str) -> String,
+    ) -> Result<Option<PeerName>, ConfigError> {
+        self.gateway_only(
+            kind,
+            p.register.as_ref(),
+            &path("register"),
+            "register",
+            "a gateway registers with another gateway",
+        )?;
+        self.gateway_only(
+            kind,
+            p.username.as_ref(),
+            &path("username"),
+            "username",
+            "it is the name a gateway registers under with another gateway",
+        )?;
+        let Some(register) = p.register.as_ref().filter(|r| r.value) else {
+            if let Some(username) = &p.username {
+                return Err(self.error(
+                    username,
+                    &path("username"),
+                    "username is the name this gateway registers under, and this peer has no register: true".to_owned(),
+                    Some("register: true on this peer, or no username"),
+                ));
+            }
+            return Ok(None);
+        };
+        if host == PeerHost::Dynamic {
+            return Err(self.error(
+                register,
+                &path("register"),
+                "register: true with host: dynamic: a dynamic peer has no address to register with"
+                    .to_owned(),
+                Some("a static host (an IP address) on this peer, or no register"),
+            ));
+        }
+        if !has_secret {
+            return Err(self.error(
+                register,
+                &path("register"),
+                "register: true needs a secret, the one the far gateway has for this gateway"
+                    .to_owned(),
+                Some("secret: the shared secret on this peer, or no register"),
+            ));
+        }
+        let Some(username) = &p.username else {
+            return Err(self.error(
+                register,
+                &path("register"),
+                "register: true needs a username, the name the far gateway gives this gateway in its peers"
+                    .to_owned(),
+                Some("username: this gateway's peer name at the far gateway, or no register"),
+            ));
+        };
+        PeerName::new(&username.value).map(Some).ok_or_else(|| {
+            self.error(
+                username,
+                &path("username"),
+                format!(
+                    "`{}` is not a valid peer name",
+                    shorten(&username.value, 64)
+                ),
+                Some(schema::USERNAME),
+            )
         })
     }
 

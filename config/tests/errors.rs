@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use iax2_config::{
     from_yaml_str, load, AdminSettings, CalledPrefix, Config, ConfigError, ErrorKind, LogFormat,
-    LogLevel, LogSettings, PeerHost, PeerKind, PeerName, Timeouts, TrunkFreq, TrunkMtu,
-    TrunkSettings, MAX_FILE_BYTES,
+    LogLevel, LogSettings, PeerHost, PeerKind, PeerName, Secret, Timeouts, TrunkFreq, TrunkMtu,
+    TrunkSettings, DEFAULT_QUALIFY, DEFAULT_REFRESH, DEFAULT_RETRY_MAX, DEFAULT_RETRY_MIN,
+    DEFAULT_UNREACHABLE_AFTER, MAX_FILE_BYTES,
 };
 
 /// A small valid file the cases below break one key at a time.
@@ -94,16 +95,497 @@ fn keepalive_is_for_gateway_peers_in_range() {
     );
 }
 
+/// `BASE` with `lines` (each `key: value`) added to the gateway peer `gw`,
+/// from line 8 on, each key at column 5.
+fn gw_with(lines: &[&str]) -> String {
+    let extra: String = lines.iter().map(|l| format!("\n    {l}")).collect();
+    with("kind: gateway", &format!("kind: gateway{extra}"))
+}
+
+/// `BASE` with `lines` added to the PBX peer `pbx`, from line 5 on.
+fn pbx_with(lines: &[&str]) -> String {
+    let extra: String = lines.iter().map(|l| format!("\n    {l}")).collect();
+    with("kind: pbx", &format!("kind: pbx{extra}"))
+}
+
+/// The registering side, every key set.
+const REGISTERING: &[&str] = &[
+    "secret: s3cr3t!Xy",
+    "register: true",
+    "username: site-a",
+    "refresh: 120",
+    "qualify: 500",
+    "unreachable_after: 5",
+    "retry_min: 2",
+    "retry_max: 300",
+];
+
 #[test]
-fn unknown_key_in_a_peer() {
-    let e = err(&with("kind: gateway", "kind: gateway\n    secret: x"));
+fn gateway_registration_keys_in_the_model() {
+    let c = from_yaml_str(&gw_with(REGISTERING), "site.yaml").unwrap();
+    let gw = c.peer("gw").unwrap();
+    assert_eq!(gw.secret.as_ref().map(Secret::expose), Some("s3cr3t!Xy"));
+    assert_eq!(gw.secret, Secret::new("s3cr3t!Xy"));
+    assert_eq!(gw.register, PeerName::new("site-a"));
+    assert_eq!(gw.refresh, Some(Duration::from_secs(120)));
+    assert_eq!(gw.refresh(), Duration::from_secs(120));
+    assert_eq!(gw.qualify, Some(Duration::from_millis(500)));
+    assert_eq!(gw.qualify(), Duration::from_millis(500));
+    assert_eq!(gw.unreachable_after, Some(5));
+    assert_eq!(gw.unreachable_after(), 5);
+    assert_eq!(gw.retry_min, Some(Duration::from_secs(2)));
+    assert_eq!(gw.retry_max, Some(Duration::from_secs(300)));
+    assert_eq!(
+        gw.retry_range(),
+        (Duration::from_secs(2), Duration::from_secs(300))
+    );
+    // The bounds of each range are accepted.
+    for lines in [
+        [
+            "refresh: 10",
+            "qualify: 100",
+            "unreachable_after: 1",
+            "retry_min: 1",
+            "retry_max: 1",
+        ],
+        [
+            "refresh: 3600",
+            "qualify: 60000",
+            "unreachable_after: 10",
+            "retry_min: 60",
+            "retry_max: 3600",
+        ],
+    ] {
+        let c = from_yaml_str(&gw_with(&lines), "site.yaml").unwrap();
+        let gw = c.peer("gw").unwrap();
+        assert!(gw.refresh.is_some() && gw.qualify.is_some(), "{lines:?}");
+        let (min, max) = gw.retry_range();
+        assert!(min <= max && gw.retry_max == Some(max), "{lines:?}");
+    }
+    // Equal retry bounds are fine; so is register: false with a secret.
+    let c = from_yaml_str(
+        &gw_with(&[
+            "retry_min: 30",
+            "retry_max: 30",
+            "secret: x",
+            "register: no",
+        ]),
+        "site.yaml",
+    )
+    .unwrap();
+    let gw = c.peer("gw").unwrap();
+    assert_eq!(
+        gw.retry_range(),
+        (Duration::from_secs(30), Duration::from_secs(30))
+    );
+    assert_eq!(gw.register, None);
+    assert_eq!(gw.secret.as_ref().map(Secret::expose), Some("x"));
+    // A secret that YAML would read as a number or a boolean is its text.
+    let c = from_yaml_str(
+        &gw_with(&["secret: 0123", "register: true", "username: a"]),
+        "s",
+    )
+    .unwrap();
+    assert_eq!(
+        c.peer("gw").unwrap().secret.as_ref().map(Secret::expose),
+        Some("0123")
+    );
+    let c = from_yaml_str(&gw_with(&["secret: yes"]), "s").unwrap();
+    assert_eq!(
+        c.peer("gw").unwrap().secret.as_ref().map(Secret::expose),
+        Some("yes")
+    );
+}
+
+#[test]
+fn gateway_registration_defaults() {
+    let c = from_yaml_str(BASE, "site.yaml").unwrap();
+    for name in ["gw", "pbx"] {
+        let p = c.peer(name).unwrap();
+        assert_eq!(p.secret, None);
+        assert_eq!(p.register, None);
+        assert_eq!(
+            (
+                p.refresh,
+                p.qualify,
+                p.unreachable_after,
+                p.retry_min,
+                p.retry_max
+            ),
+            (None, None, None, None, None)
+        );
+        assert_eq!(p.refresh(), Duration::from_secs(60));
+        assert_eq!(p.qualify(), Duration::from_millis(2000));
+        assert_eq!(p.unreachable_after(), 3);
+        assert_eq!(
+            p.retry_range(),
+            (Duration::from_secs(1), Duration::from_secs(60))
+        );
+    }
+    assert_eq!(DEFAULT_REFRESH, Duration::from_secs(60));
+    assert_eq!(DEFAULT_QUALIFY, Duration::from_millis(2000));
+    assert_eq!(DEFAULT_UNREACHABLE_AFTER, 3);
+    assert_eq!(DEFAULT_RETRY_MIN, Duration::from_secs(1));
+    assert_eq!(DEFAULT_RETRY_MAX, Duration::from_secs(60));
+    // retry_min alone: retry_max stays at its default.
+    let c = from_yaml_str(&gw_with(&["retry_min: 60"]), "site.yaml").unwrap();
+    assert_eq!(
+        c.peer("gw").unwrap().retry_range(),
+        (Duration::from_secs(60), DEFAULT_RETRY_MAX)
+    );
+}
+
+#[test]
+fn gateway_registration_ranges() {
+    let cases = [
+        ("refresh: 9", 14, "10 to 3600 (seconds), on gateway peers"),
+        (
+            "refresh: 3601",
+            14,
+            "10 to 3600 (seconds), on gateway peers",
+        ),
+        (
+            "qualify: 99",
+            14,
+            "100 to 60000 (milliseconds), on gateway peers",
+        ),
+        (
+            "qualify: 60001",
+            14,
+            "100 to 60000 (milliseconds), on gateway peers",
+        ),
+        (
+            "unreachable_after: 0",
+            24,
+            "1 to 10 (missed probes), on gateway peers",
+        ),
+        (
+            "unreachable_after: 11",
+            24,
+            "1 to 10 (missed probes), on gateway peers",
+        ),
+        ("retry_min: 0", 16, "1 to 60 (seconds), on gateway peers"),
+        ("retry_min: 61", 16, "1 to 60 (seconds), on gateway peers"),
+        (
+            "retry_max: 0",
+            16,
+            "1 to 3600 (seconds), at least retry_min, on gateway peers",
+        ),
+        (
+            "retry_max: 3601",
+            16,
+            "1 to 3600 (seconds), at least retry_min, on gateway peers",
+        ),
+    ];
+    for (line, column, allowed) in cases {
+        let (key, value) = line.split_once(": ").unwrap();
+        let e = err(&gw_with(&[line]));
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "site.yaml:8:{column}: peers.gw.{key}: {value} is out of range; allowed: {allowed}"
+            )
+        );
+        assert_eq!(e.kind, ErrorKind::Invalid);
+    }
+    let e = err(&gw_with(&["qualify: -1"]));
+    assert_eq!(e.message, "-1 is out of range");
+    let e = err(&gw_with(&["qualify: fast"]));
     assert_eq!(
         e.to_string(),
-        "site.yaml:8:5: peers.gw.secret: unknown key `secret`; allowed: the keys host, kind, \
-         trunk, trunkfreq, trunkmtu, trunktimestamps, permit, deny, maxcalls, keepalive"
+        "site.yaml:8:14: peers.gw.qualify: expected a whole number, found `fast`; allowed: 100 \
+         to 60000 (milliseconds), on gateway peers"
+    );
+    assert_eq!(e.kind, ErrorKind::WrongType);
+    let e = err(&gw_with(&["register: maybe"]));
+    assert_eq!(
+        e.to_string(),
+        "site.yaml:8:15: peers.gw.register: expected a boolean, found `maybe`; allowed: true \
+         or false (also yes/no, on/off), on gateway peers with a static host"
+    );
+}
+
+#[test]
+fn retry_max_below_retry_min() {
+    let e = err(&gw_with(&["retry_min: 10", "retry_max: 5"]));
+    assert_eq!(
+        e.to_string(),
+        "site.yaml:9:16: peers.gw.retry_max: retry_max 5 is below retry_min 10; allowed: 10 to \
+         3600 (seconds): at least retry_min"
+    );
+    assert_eq!(e.kind, ErrorKind::Invalid);
+    // Pointed at retry_max whichever comes first.
+    let e = err(&gw_with(&["retry_max: 59", "retry_min: 60"]));
+    assert_eq!(
+        (e.line, e.column, e.key_path.as_str()),
+        (8, 16, "peers.gw.retry_max")
+    );
+    assert_eq!(e.message, "retry_max 59 is below retry_min 60");
+}
+
+#[test]
+fn gateway_registration_keys_are_for_gateway_peers_only() {
+    let cases = [
+        (
+            "secret: x",
+            13,
+            "gateways authenticate each other's registrations with it",
+        ),
+        (
+            "register: true",
+            15,
+            "a gateway registers with another gateway",
+        ),
+        (
+            "register: false",
+            15,
+            "a gateway registers with another gateway",
+        ),
+        (
+            "username: site-a",
+            15,
+            "it is the name a gateway registers under with another gateway",
+        ),
+        (
+            "refresh: 60",
+            14,
+            "it is the lifetime of a registration between gateways",
+        ),
+        ("qualify: 2000", 14, "a gateway probes its gateway links"),
+        (
+            "unreachable_after: 3",
+            24,
+            "a gateway probes its gateway links",
+        ),
+        (
+            "retry_min: 1",
+            16,
+            "they pace a gateway's registration retries",
+        ),
+        (
+            "retry_max: 60",
+            16,
+            "they pace a gateway's registration retries",
+        ),
+    ];
+    for (line, column, why) in cases {
+        let key = line.split_once(':').unwrap().0;
+        let e = err(&pbx_with(&[line]));
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "site.yaml:5:{column}: peers.pbx.{key}: {key} applies to gateway peers only \
+                 ({why}); allowed: kind: gateway on this peer, or no {key}"
+            )
+        );
+        assert_eq!(e.kind, ErrorKind::Invalid);
+    }
+    // Even out of range, the kind is the error.
+    let e = err(&pbx_with(&["qualify: 1"]));
+    assert!(
+        e.message
+            .starts_with("qualify applies to gateway peers only"),
+        "{e}"
+    );
+    // A bad secret on a PBX is not shown either.
+    let e = err(&pbx_with(&["secret: \"hunter 2\""]));
+    assert!(!e.to_string().contains("hunter"), "{e}");
+}
+
+#[test]
+fn register_needs_a_static_host_a_secret_and_a_username() {
+    let e = err(&gw_with(&["register: true", "username: site-a"]));
+    assert_eq!(
+        e.to_string(),
+        "site.yaml:8:15: peers.gw.register: register: true needs a secret, the one the far \
+         gateway has for this gateway; allowed: secret: the shared secret on this peer, or no \
+         register"
+    );
+    let e = err(&gw_with(&["secret: x", "register: true"]));
+    assert_eq!(
+        e.to_string(),
+        "site.yaml:9:15: peers.gw.register: register: true needs a username, the name the far \
+         gateway gives this gateway in its peers; allowed: username: this gateway's peer name at \
+         the far gateway, or no register"
+    );
+    let dynamic = with("10.0.0.2:4570", "dynamic").replace(
+        "kind: gateway",
+        "kind: gateway\n    secret: x\n    register: yes\n    username: site-a",
+    );
+    let e = err(&dynamic);
+    assert_eq!(
+        e.to_string(),
+        "site.yaml:9:15: peers.gw.register: register: true with host: dynamic: a dynamic peer \
+         has no address to register with; allowed: a static host (an IP address) on this peer, \
+         or no register"
+    );
+    let e = err(&gw_with(&[
+        "secret: x",
+        "register: true",
+        "username: site a",
+    ]));
+    assert_eq!(
+        e.to_string(),
+        "site.yaml:10:15: peers.gw.username: `site a` is not a valid peer name; allowed: 1 to 64 \
+         characters from A-Z a-z 0-9 _ - ., with register: true"
+    );
+}
+
+#[test]
+fn username_needs_register_true() {
+    let e = err(&gw_with(&["secret: x", "username: site-a"]));
+    assert_eq!(
+        e.to_string(),
+        "site.yaml:9:15: peers.gw.username: username is the name this gateway registers under, \
+         and this peer has no register: true; allowed: register: true on this peer, or no \
+         username"
+    );
+    let e = err(&gw_with(&["register: false", "username: site-a"]));
+    assert_eq!(
+        (e.line, e.column, e.key_path.as_str()),
+        (9, 15, "peers.gw.username")
+    );
+    assert_eq!(
+        e.allowed.as_deref(),
+        Some("register: true on this peer, or no username")
+    );
+}
+
+#[test]
+fn bad_secrets_are_located_but_never_shown() {
+    let long = format!("secret: {}", "k".repeat(129));
+    let cases = [
+        ("secret: \"\"", "the secret is empty"),
+        ("secret:", "the secret is empty"),
+        ("secret: ~", "the secret is empty"),
+        ("secret: \"pa ss\"", "the secret has a space at character 3"),
+        ("secret: \"pa\\tss\"", "the secret has a tab at character 3"),
+        ("secret: pa;ss", "the secret has `;` at character 3"),
+        (
+            "secret: pässword",
+            "the secret has a character that is not ASCII at character 2",
+        ),
+        (
+            "secret: \"pa\\u0007ss\"",
+            "the secret has a control character at character 3",
+        ),
+        (long.as_str(), "the secret is 129 bytes long"),
+    ];
+    for (line, message) in cases {
+        let e = err(&gw_with(&[line]));
+        let column = if line == "secret:" { 11 } else { 13 };
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "site.yaml:8:{column}: peers.gw.secret: {message}; allowed: 1 to 128 printable \
+                 ASCII characters, no whitespace and no ;, on gateway peers"
+            ),
+            "{line}"
+        );
+        assert_eq!(e.kind, ErrorKind::Invalid);
+        assert!(
+            !e.to_string().contains("ss") && !e.to_string().contains("kkk"),
+            "{e}"
+        );
+    }
+    // 128 bytes is the most.
+    let c = from_yaml_str(&gw_with(&[&format!("secret: {}", "k".repeat(128))]), "s").unwrap();
+    assert_eq!(
+        c.peer("gw")
+            .unwrap()
+            .secret
+            .as_ref()
+            .unwrap()
+            .expose()
+            .len(),
+        128
+    );
+    // Of the wrong type: neither shown.
+    let e = err(&gw_with(&["secret: !!int 4711"]));
+    assert_eq!(
+        e.to_string(),
+        "site.yaml:8:19: peers.gw.secret: expected a single value, found a tagged value (not \
+         shown); allowed: 1 to 128 printable ASCII characters, no whitespace and no ;, on \
+         gateway peers"
+    );
+    assert_eq!(e.kind, ErrorKind::WrongType);
+    let e = err(&gw_with(&["secret: [a]"]));
+    assert_eq!(e.message, "expected a single value, found a list");
+}
+
+#[test]
+fn the_secret_is_not_in_debug_output() {
+    let c = from_yaml_str(&gw_with(REGISTERING), "site.yaml").unwrap();
+    let gw = c.peer("gw").unwrap();
+    for shown in [format!("{gw:?}"), format!("{gw:#?}"), format!("{c:?}")] {
+        assert!(!shown.contains("s3cr3t"), "{shown}");
+        assert!(shown.contains("Secret(***)"), "{shown}");
+    }
+    assert_eq!(format!("{:?}", gw.secret), "Some(Secret(***))");
+    assert_eq!(gw.secret.as_ref().unwrap().expose(), "s3cr3t!Xy");
+}
+
+#[test]
+fn registrar_side_dynamic_gateway_peer() {
+    // A dynamic gateway peer with a secret registers its address: no ACL
+    // needed.
+    let text = with("10.0.0.2:4570", "dynamic").replace(
+        "kind: gateway",
+        "kind: gateway\n    secret: s3cr3t\n    refresh: 300",
+    );
+    let c = from_yaml_str(&text, "site.yaml").unwrap();
+    let gw = c.peer("gw").unwrap();
+    assert_eq!(gw.host, PeerHost::Dynamic);
+    assert!(gw.permit.is_empty() && gw.deny.is_empty());
+    assert_eq!(gw.register, None);
+    assert_eq!(gw.refresh(), Duration::from_secs(300));
+    assert_eq!(gw.secret.as_ref().map(Secret::expose), Some("s3cr3t"));
+    // An ACL next to the secret must still be whole.
+    let e = err(&text.replace("refresh: 300", "permit: [192.0.2.0/24]"));
+    assert_eq!(
+        (e.line, e.column, e.key_path.as_str()),
+        (6, 11, "peers.gw.host")
+    );
+    assert!(e.message.contains("no deny"), "{e}");
+    let c = from_yaml_str(
+        &text.replace(
+            "refresh: 300",
+            "permit: [192.0.2.0/24]\n    deny: [0.0.0.0/0]",
+        ),
+        "site.yaml",
+    )
+    .unwrap();
+    assert!(!c
+        .peer("gw")
+        .unwrap()
+        .permits("198.51.100.1".parse().unwrap()));
+    // Without a secret the permit rule stands, and says a secret would do.
+    let e = err(&with("10.0.0.2:4570", "dynamic"));
+    assert_eq!(
+        e.to_string(),
+        "site.yaml:6:11: peers.gw.host: host: dynamic needs a permit range, otherwise any \
+         address on the internet could claim this peer; allowed: permit: [the peer's source \
+         ranges] with deny: [0.0.0.0/0, ::/0], or a secret (the peer then registers its address)"
+    );
+    // A PBX cannot use a secret to stand in for the ACL.
+    let e = err(&with("10.0.0.1", "dynamic\n    secret: x"));
+    assert_eq!(
+        (e.line, e.column, e.key_path.as_str()),
+        (4, 13, "peers.pbx.secret")
+    );
+}
+
+#[test]
+fn unknown_key_in_a_peer() {
+    let e = err(&with("kind: gateway", "kind: gateway\n    password: x"));
+    assert_eq!(
+        e.to_string(),
+        "site.yaml:8:5: peers.gw.password: unknown key `password`; allowed: the keys host, \
+         kind, trunk, trunkfreq, trunkmtu, trunktimestamps, permit, deny, maxcalls, keepalive, \
+         secret, register, username, refresh, qualify, unreachable_after, retry_min, retry_max"
     );
     assert_eq!(e.file, "site.yaml");
-    assert_eq!(e.message, "unknown key `secret`");
+    assert_eq!(e.message, "unknown key `password`");
 }
 
 #[test]
