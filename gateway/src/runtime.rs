@@ -93,7 +93,7 @@ pub fn start(config: &Config) -> io::Result<GatewayHandle> {
         )?;
         handle.workers.push(worker);
     }
-    handle.admin = Some(Arc::new(AdminState::new(
+    let admin = Arc::new(AdminState::new(
         Arc::clone(&handle.relay),
         handle
             .workers
@@ -106,11 +106,12 @@ pub fn start(config: &Config) -> io::Result<GatewayHandle> {
             .map(|w| Arc::clone(w.alive()))
             .collect(),
         local_addr,
-    )));
+    ));
     handle.links = Some(crate::links::spawn(
-        Arc::clone(&handle.relay),
+        Arc::clone(&admin),
         Arc::clone(&handle.stop),
     )?);
+    handle.admin = Some(admin);
     tracing::info!(
         listen = %local_addr,
         workers,

@@ -48,6 +48,13 @@ fn peer(name: &str, host: &str, kind: PeerKind, trunk: Option<TrunkSettings>) ->
         deny: vec![],
         maxcalls: None,
         keepalive: None,
+        secret: None,
+        register: None,
+        refresh: None,
+        qualify: None,
+        unreachable_after: None,
+        retry_min: None,
+        retry_max: None,
     }
 }
 

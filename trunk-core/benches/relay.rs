@@ -71,6 +71,13 @@ fn setup() -> Setup {
         deny: vec![],
         maxcalls: None,
         keepalive: None,
+        secret: None,
+        register: None,
+        refresh: None,
+        qualify: None,
+        unreachable_after: None,
+        retry_min: None,
+        retry_max: None,
     };
     let config = Config {
         listen: addr("10.0.0.9:4569"),

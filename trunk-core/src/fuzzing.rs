@@ -294,6 +294,13 @@ pub fn relay(mut data: &[u8]) {
         deny: vec![],
         maxcalls: None,
         keepalive: None,
+        secret: None,
+        register: None,
+        refresh: None,
+        qualify: None,
+        unreachable_after: None,
+        retry_min: None,
+        retry_max: None,
     };
     let mut dynamic = peer("roamer", PeerHost::Dynamic, PeerKind::Pbx, None);
     dynamic.permit = vec!["10.1.0.0/16".parse().expect("literal range")];

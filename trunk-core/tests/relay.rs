@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use iax2_config::{
-    CalledPrefix, Config, Peer, PeerHost, PeerKind, PeerName, Route, Timeouts, TrunkSettings,
+    CalledPrefix, Config, Peer, PeerHost, PeerKind, PeerName, Route, Secret, Timeouts,
+    TrunkSettings,
 };
 use trunk_core::relay::{DropReason, Relay, RelayWorker};
 use trunk_core::time::Instant;
@@ -23,6 +24,9 @@ const PBX_A: &str = "127.0.0.1:4570";
 const GW_A: &str = "127.0.0.1:4569";
 const GW_B: &str = "127.0.0.2:4569";
 const PBX_B: &str = "127.0.0.2:4570";
+/// Gateway A's NAT's public address, and the one it moves to.
+const NAT_1: &str = "127.0.0.9:40001";
+const NAT_2: &str = "127.0.0.9:40777";
 
 fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap()
@@ -38,6 +42,13 @@ fn peer(name: &str, host: &str, kind: PeerKind, trunk: Option<TrunkSettings>) ->
         deny: vec![],
         maxcalls: None,
         keepalive: None,
+        secret: None,
+        register: None,
+        refresh: None,
+        qualify: None,
+        unreachable_after: None,
+        retry_min: None,
+        retry_max: None,
     }
 }
 
@@ -69,6 +80,12 @@ struct Pair {
     now: Instant,
     a: RelayWorker,
     b: RelayWorker,
+    /// Gateway A's NAT: the public address B sees A's datagrams come
+    /// from, and earlier mappings, now gone (datagrams to them are lost).
+    nat: Option<SocketAddr>,
+    stale: Vec<SocketAddr>,
+    /// Datagrams lost at the NAT.
+    nat_lost: usize,
 }
 
 impl Pair {
@@ -76,11 +93,68 @@ impl Pair {
         let now = Instant::from_millis(1_000);
         let ca = site(GW_A, PBX_A, GW_B, trunk);
         let cb = site(GW_B, PBX_B, GW_A, trunk);
+        Self::from_configs(now, &ca, &cb)
+    }
+
+    fn from_configs(now: Instant, ca: &Config, cb: &Config) -> Self {
         Self {
             now,
-            a: RelayWorker::new(Arc::new(Relay::new(&ca, now, 1)), 0),
-            b: RelayWorker::new(Arc::new(Relay::new(&cb, now, 2)), 0),
+            a: RelayWorker::new(Arc::new(Relay::new(ca, now, 1)), 0),
+            b: RelayWorker::new(Arc::new(Relay::new(cb, now, 2)), 0),
+            nat: None,
+            stale: Vec::new(),
+            nat_lost: 0,
         }
+    }
+
+    /// Gateway A behind a NAT (public address `NAT_1`), registering with
+    /// B under the name B gives it ("gw") with `secret`; B knows the
+    /// secret `b_secret`.
+    fn behind_nat(secret: &str, b_secret: &str) -> Self {
+        let now = Instant::from_millis(1_000);
+        let mut ca = site(GW_A, PBX_A, GW_B, TrunkSettings::default());
+        ca.peers[1].register = Some(PeerName::new("gw").unwrap());
+        ca.peers[1].secret = Some(Secret::new(secret).unwrap());
+        let mut cb = site(GW_B, PBX_B, GW_A, TrunkSettings::default());
+        cb.peers[1].host = PeerHost::Dynamic;
+        cb.peers[1].secret = Some(Secret::new(b_secret).unwrap());
+        let mut pair = Self::from_configs(now, &ca, &cb);
+        pair.nat = Some(addr(NAT_1));
+        pair
+    }
+
+    /// The NAT forgets its mapping and makes a new one on `public`.
+    fn rebind(&mut self, public: &str) {
+        if let Some(old) = self.nat.replace(addr(public)) {
+            self.stale.push(old);
+        }
+    }
+
+    /// Where a datagram from `src` to `dst` really goes (through the NAT),
+    /// and from where; `None`: lost at the NAT.
+    fn through_nat(
+        &mut self,
+        src: SocketAddr,
+        dst: SocketAddr,
+    ) -> Option<(SocketAddr, SocketAddr)> {
+        let Some(public) = self.nat else {
+            return Some((src, dst));
+        };
+        if src == addr(GW_A) && dst == addr(GW_B) {
+            return Some((public, dst));
+        }
+        if dst == public {
+            return Some((src, addr(GW_A)));
+        }
+        if self.stale.contains(&dst) {
+            self.nat_lost += 1;
+            return None;
+        }
+        Some((src, dst))
+    }
+
+    fn is_gateway(&self, dst: SocketAddr) -> bool {
+        dst == addr(GW_A) || dst == addr(GW_B) || Some(dst) == self.nat || self.stale.contains(&dst)
     }
 
     /// Delivers `bytes` from `from` to the gateway at `to`, then carries
@@ -90,6 +164,9 @@ impl Pair {
         let mut queue = vec![(addr(from), addr(to), bytes.to_vec())];
         let mut out = Vec::new();
         while let Some((src, dst, mut data)) = queue.pop() {
+            let Some((src, dst)) = self.through_nat(src, dst) else {
+                continue;
+            };
             let mut tx = VecTransmit::new();
             let worker = if dst == addr(GW_A) {
                 &mut self.a
@@ -98,7 +175,11 @@ impl Pair {
             };
             worker.handle_datagram(self.now, src, &mut data, &mut tx);
             for (d, bytes) in tx.take() {
-                route_out(&mut queue, &mut out, dst, d, bytes);
+                if self.is_gateway(d) {
+                    queue.push((dst, d, bytes));
+                } else {
+                    out.push((d, bytes));
+                }
             }
         }
         out
@@ -121,32 +202,16 @@ impl Pair {
                 let worker = if gw == GW_A { &mut self.a } else { &mut self.b };
                 worker.handle_timeout(self.now, &mut tx);
                 for (d, bytes) in tx.take() {
-                    let mut queue = Vec::new();
-                    route_out(&mut queue, &mut out, addr(gw), d, bytes);
-                    for (src, dst, bytes) in queue {
-                        out.extend(self.deliver(&src.to_string(), &dst.to_string(), &bytes));
+                    if self.is_gateway(d) {
+                        out.extend(self.deliver(gw, &d.to_string(), &bytes));
+                    } else {
+                        out.push((d, bytes));
                     }
                 }
             }
         }
         self.now = end;
         out
-    }
-}
-
-type Queue = Vec<(SocketAddr, SocketAddr, Vec<u8>)>;
-
-fn route_out(
-    queue: &mut Queue,
-    out: &mut Vec<(SocketAddr, Vec<u8>)>,
-    src: SocketAddr,
-    dst: SocketAddr,
-    bytes: Vec<u8>,
-) {
-    if dst == addr(GW_A) || dst == addr(GW_B) {
-        queue.push((src, dst, bytes));
-    } else {
-        out.push((dst, bytes));
     }
 }
 
@@ -726,7 +791,7 @@ fn gateways_probe_their_links_and_answer_each_others_probes() {
         "probes stay between the gateways"
     );
     for w in [&pair.a, &pair.b] {
-        let links = w.relay().link_views();
+        let links = w.relay().link_views(pair.now);
         assert_eq!(links.len(), 1);
         assert_eq!(
             (links[0].peer.as_str(), links[0].state),
@@ -745,7 +810,7 @@ fn gateways_probe_their_links_and_answer_each_others_probes() {
     for _ in 0..(45_000 / 250) {
         now += Duration::from_millis(250);
         pair.a.handle_timeout(now, &mut tx);
-        states.push(pair.a.relay().link_views()[0].state);
+        states.push(pair.a.relay().link_views(now)[0].state);
     }
     let probes = tx
         .take()
@@ -1717,4 +1782,218 @@ fn a_reload_changes_peers_and_routes_and_live_calls_go_on() {
     cfg2.listen = addr("127.0.0.1:9999");
     let report = pair.a.relay().reload(&cfg2).unwrap();
     assert_eq!(report.need_restart.len(), 1, "{report}");
+}
+
+/// The link number gateways exchange their own frames from.
+const LINK: u16 = 0x7fff;
+
+#[test]
+fn a_gateway_behind_a_nat_registers_with_md5_and_the_registrar_sees_the_nat_address() {
+    use trunk_core::relay::RegistrationState;
+    let mut pair = Pair::behind_nat("s3cret-link", "s3cret-link");
+    let out = pair.advance(2_000);
+    assert!(out.is_empty(), "registration stays between the gateways");
+    let a = pair.a.relay().link_views(pair.now);
+    let reg = a[0].registration.clone().expect("A registers");
+    assert_eq!(reg.state, RegistrationState::Registered);
+    assert_eq!(
+        reg.apparent,
+        Some(addr(NAT_1)),
+        "APPARENT ADDR is the NAT's"
+    );
+    assert_eq!(reg.granted, Some(Duration::from_secs(60)));
+    assert_eq!((reg.attempts, reg.accepted, reg.rejected), (1, 1, 0));
+    let b = pair.b.relay().link_views(pair.now);
+    assert_eq!(b[0].addr, Some(addr(NAT_1)), "B learned A's public address");
+    let r = b[0].registrar.clone().expect("B is A's registrar");
+    assert!(r.registered);
+    assert_eq!((r.accepted, r.address_changes), (1, 0));
+    // Calls cross the NAT both ways; refreshes at 5/6 of 60 s keep it.
+    let (_, _) = set_up(&mut pair);
+    pair.advance(130_000);
+    let reg = pair.a.relay().link_views(pair.now)[0]
+        .registration
+        .clone()
+        .unwrap();
+    assert_eq!(reg.state, RegistrationState::Registered);
+    assert_eq!(reg.accepted, 3, "refreshed at 50 s and 100 s");
+    assert_eq!(pair.b.counters().snapshot().drops(DropReason::Stranger), 0);
+    check(&pair);
+}
+
+#[test]
+fn a_wrong_secret_is_refused_with_its_cause_and_retries_back_off() {
+    use trunk_core::relay::{RegistrationState, RejectCause};
+    let mut pair = Pair::behind_nat("not-the-secret", "s3cret-link");
+    pair.advance(600_000);
+    let reg = pair.a.relay().link_views(pair.now)[0]
+        .registration
+        .clone()
+        .unwrap();
+    assert_eq!(reg.state, RegistrationState::Rejected);
+    assert_eq!(reg.cause.as_deref(), Some("Registration Refused"));
+    assert_eq!(reg.accepted, 0);
+    assert!(
+        (5..30).contains(&reg.attempts),
+        "{} attempts in 10 minutes: backed off, not a fixed short loop",
+        reg.attempts
+    );
+    let r = pair.b.relay().link_views(pair.now)[0]
+        .registrar
+        .clone()
+        .unwrap();
+    assert!(!r.registered);
+    let bad = RejectCause::ALL
+        .iter()
+        .position(|c| *c == RejectCause::BadSecret)
+        .unwrap();
+    assert_eq!(r.rejected[bad], reg.attempts);
+    assert_eq!(r.last_reject, Some(RejectCause::BadSecret));
+    assert_eq!(
+        pair.b.relay().link_views(pair.now)[0].addr,
+        None,
+        "never learned"
+    );
+}
+
+#[test]
+fn after_the_nat_rebinds_the_link_registers_again_and_the_calls_follow() {
+    use trunk_core::relay::RegistrationState;
+    let mut pair = Pair::behind_nat("s3cret-link", "s3cret-link");
+    pair.advance(2_000);
+    let (a_sees, b_sees) = set_up(&mut pair);
+    // Voice both ways before.
+    let out = pair.deliver(PBX_A, GW_A, &mini(100, 1, 0xa1, 160));
+    assert!(out.is_empty(), "trunked: waits for the tick");
+    let out = pair.advance(40);
+    assert!(out.iter().any(|(to, _)| *to == addr(PBX_B)));
+    // The NAT reboots and maps A to a new public port: B's datagrams to
+    // the old one are lost, A's arrive from an address B does not know.
+    pair.rebind(NAT_2);
+    let t0 = pair.now;
+    let mut heard_at_a = None;
+    let mut ts = 2u16;
+    while pair.now.saturating_duration_since(t0) < Duration::from_secs(30) {
+        ts = ts.wrapping_add(20);
+        pair.deliver(PBX_A, GW_A, &mini(100, ts, 0xa1, 160));
+        pair.deliver(PBX_B, GW_B, &mini(200, ts, 0xb2, 160));
+        let out = pair.advance(20);
+        if heard_at_a.is_none()
+            && out
+                .iter()
+                .any(|(to, b)| *to == addr(PBX_A) && b.len() > 4 && b[4] == 0xb2)
+        {
+            heard_at_a = Some(pair.now.saturating_duration_since(t0));
+        }
+    }
+    let took = heard_at_a.expect("media from B reached PBX A again");
+    assert!(
+        took <= Duration::from_secs(11),
+        "media resumed {took:?} after the rebinding: one keepalive plus the exchange"
+    );
+    assert!(pair.nat_lost > 0, "the old mapping really was gone");
+    let b = pair.b.relay().link_views(pair.now);
+    assert_eq!(b[0].addr, Some(addr(NAT_2)));
+    let r = b[0].registrar.clone().unwrap();
+    assert_eq!((r.address_changes, r.calls_moved), (1, 1));
+    let reg = pair.a.relay().link_views(pair.now)[0]
+        .registration
+        .clone()
+        .unwrap();
+    assert_eq!(reg.state, RegistrationState::Registered);
+    assert_eq!(reg.apparent, Some(addr(NAT_2)));
+    // The same call carried on: its numbers did not change.
+    assert_eq!(pair.a.relay().active_calls(), 1);
+    assert_eq!(pair.b.relay().active_calls(), 1);
+    let out = pair.deliver(
+        PBX_B,
+        GW_B,
+        &iax(200, b_sees, 9_000, 1, 2, IaxSubclass::Hangup, IeList::new()),
+    );
+    assert_eq!(out.len(), 1);
+    assert_eq!(
+        (out[0].0, full(&out[0].1).dest_call_number()),
+        (addr(PBX_A), cn(100))
+    );
+    let _ = a_sees;
+    check(&pair);
+}
+
+#[test]
+fn the_registrar_answers_nobody_it_does_not_know_and_a_stranger_poke_only_with_inval() {
+    let mut pair = Pair::behind_nat("s3cret-link", "s3cret-link");
+    // A REGREQ naming a peer B does not have: no reply at all.
+    let regreq = iax(
+        LINK,
+        0,
+        5,
+        0,
+        0,
+        IaxSubclass::RegReq,
+        IeList::new().with(Ie::string(IeType::Username, "nobody").unwrap()),
+    );
+    let out = feed(&mut pair.b, pair.now, "127.0.0.7:5000", &regreq);
+    assert!(out.is_empty());
+    let c = pair.b.counters().snapshot();
+    assert_eq!(c.registrations_unknown_peer, 1);
+    // A link POKE from an unknown address: an INVAL of the same size.
+    let poke = iax(LINK, 0, 6, 0, 0, IaxSubclass::Poke, IeList::new());
+    let out = feed(&mut pair.b, pair.now, "127.0.0.7:5000", &poke);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].1.len(), poke.len());
+    assert_eq!(full(&out[0].1).iax_subclass(), Some(IaxSubclass::Inval));
+    // A PBX-style POKE (not from the link number) from a stranger: dropped.
+    let poke = iax(300, 0, 6, 0, 0, IaxSubclass::Poke, IeList::new());
+    assert!(feed(&mut pair.b, pair.now, "127.0.0.7:5000", &poke).is_empty());
+    // A meta trunk frame from a stranger is counted as such.
+    let trunk = {
+        let mut f = vec![0u8, 0, 1, 1, 0, 0, 0, 1];
+        f.extend_from_slice(&[0, 5, 0, 4, 0, 10, 1, 2, 3, 4]);
+        f
+    };
+    assert!(feed(&mut pair.b, pair.now, "127.0.0.7:5001", &trunk).is_empty());
+    let c = pair.b.counters().snapshot();
+    assert_eq!(c.stranger_trunk_frames, 1);
+    assert_eq!(
+        pair.b.relay().last_stranger_trunk_source(),
+        Some(addr("127.0.0.7:5001"))
+    );
+    assert_eq!(c.drops(DropReason::Stranger), 4, "each of the four");
+}
+
+#[test]
+fn a_call_with_voice_one_way_only_is_reported_once_on_both_gateways() {
+    let mut pair = Pair::new(TrunkSettings::default());
+    set_up(&mut pair);
+    // PBX A talks; nothing ever comes back from PBX B.
+    let mut ts = 0u16;
+    for _ in 0..(8_000 / 20) {
+        ts = ts.wrapping_add(20);
+        pair.deliver(PBX_A, GW_A, &mini(100, ts, 0xa1, 160));
+        pair.advance(20);
+    }
+    for (w, silent, flowing) in [(&pair.a, "gw", "pbx"), (&pair.b, "pbx", "gw")] {
+        assert_eq!(w.counters().snapshot().calls_one_way, 1);
+        let found = w.relay().take_one_way();
+        assert_eq!(found.len(), 1);
+        assert_eq!(
+            (
+                found[0].silent_peer.as_str(),
+                found[0].flowing_peer.as_str()
+            ),
+            (silent, flowing)
+        );
+        assert!(w.relay().take_one_way().is_empty(), "taken once");
+    }
+    // Both ways: nothing more is reported.
+    let mut pair = Pair::new(TrunkSettings::default());
+    set_up(&mut pair);
+    for _ in 0..(8_000 / 20) {
+        ts = ts.wrapping_add(20);
+        pair.deliver(PBX_A, GW_A, &mini(100, ts, 0xa1, 160));
+        pair.deliver(PBX_B, GW_B, &mini(200, ts, 0xb2, 160));
+        pair.advance(20);
+    }
+    assert_eq!(pair.a.counters().snapshot().calls_one_way, 0);
+    assert_eq!(pair.b.counters().snapshot().calls_one_way, 0);
 }

@@ -60,6 +60,13 @@ fn relay_media_path_does_not_allocate() {
         deny: vec![],
         maxcalls: None,
         keepalive: None,
+        secret: None,
+        register: None,
+        refresh: None,
+        qualify: None,
+        unreachable_after: None,
+        retry_min: None,
+        retry_max: None,
     };
     let config = Config {
         listen: addr("127.0.0.1:4569"),

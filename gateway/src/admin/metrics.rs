@@ -12,6 +12,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 use trunk_core::relay::{
     CallDirection, CallResult, Direction, DropReason, HistogramSnapshot, Kind, LinkState,
+    RegistrationState, RejectCause,
 };
 
 use super::process;
@@ -285,7 +286,7 @@ impl Collector for GatewayCollector {
                 ([("peer", v.name.clone())], if up { 1.0 } else { 0.0 })
             }),
         )?;
-        let links = relay.link_views();
+        let links = relay.link_views(crate::clock::now());
         f.gauge(
             "link_up",
             "1 while this gateway's own probes of a gateway peer are answered (OK or LAGGED), 0 when unreachable or not yet answered.",
@@ -309,6 +310,83 @@ impl Collector for GatewayCollector {
                 let rtt = l.rtt.map_or(f64::NAN, |d| d.as_secs_f64());
                 ([("peer", l.peer.clone())], rtt)
             }),
+        )?;
+        f.gauge(
+            "registered",
+            "1 while a registration between this gateway and a gateway peer is in force (role: registers, or registrar for a peer that registers here).",
+            links.iter().flat_map(|l| {
+                let mine = l.registration.as_ref().map(|r| {
+                    let up = r.state == RegistrationState::Registered;
+                    (
+                        [("peer", l.peer.clone()), ("role", "registers".to_owned())],
+                        if up { 1.0 } else { 0.0 },
+                    )
+                });
+                let theirs = l.registrar.as_ref().map(|r| {
+                    (
+                        [("peer", l.peer.clone()), ("role", "registrar".to_owned())],
+                        if r.registered { 1.0 } else { 0.0 },
+                    )
+                });
+                mine.into_iter().chain(theirs)
+            }),
+        )?;
+        f.counter(
+            "registrations_rejected",
+            "Registrations between gateways refused, by cause: bad_secret, acl (source refused by permit/deny), unknown_peer (a USERNAME no peer has; dropped unanswered), refused (the far registrar refused ours), no_method.",
+            links
+                .iter()
+                .flat_map(|l| {
+                    let mut rows: Vec<([(&'static str, String); 2], u64)> = Vec::new();
+                    if let Some(r) = &l.registrar {
+                        for (cause, n) in RejectCause::ALL.iter().zip(r.rejected) {
+                            rows.push(([("peer", l.peer.clone()), ("cause", cause.as_str().to_owned())], n));
+                        }
+                    }
+                    if let Some(r) = &l.registration {
+                        rows.push((
+                            [("peer", l.peer.clone()), ("cause", RejectCause::Refused.as_str().to_owned())],
+                            r.rejected,
+                        ));
+                    }
+                    rows
+                })
+                .chain(std::iter::once((
+                    [("peer", "-".to_owned()), ("cause", RejectCause::UnknownPeer.as_str().to_owned())],
+                    totals.registrations_unknown_peer,
+                ))),
+        )?;
+        f.counter(
+            "link_address_changes",
+            "Times a registered gateway peer's address changed (NAT rebinding); calls follow it.",
+            links.iter().filter_map(|l| {
+                l.registrar
+                    .as_ref()
+                    .map(|r| ([("peer", l.peer.clone())], r.address_changes))
+            }),
+        )?;
+        f.gauge(
+            "link_address_changes_recent",
+            "Address changes of a registered gateway peer in the last 10 minutes: more than 2 points at a NAT that keeps rebinding (inconsistent NAT).",
+            links.iter().filter_map(|l| {
+                l.registrar
+                    .as_ref()
+                    .map(|r| ([("peer", l.peer.clone())], f64::from(r.recent_address_changes)))
+            }),
+        )?;
+        f.counter(
+            "calls_moved",
+            "Calls moved to a registered gateway peer's new address.",
+            links.iter().filter_map(|l| {
+                l.registrar
+                    .as_ref()
+                    .map(|r| ([("peer", l.peer.clone())], r.calls_moved))
+            }),
+        )?;
+        f.counter(
+            "stranger_trunk_frames",
+            "Meta trunk frames from an address that is no peer (dropped): a far gateway or Asterisk sending from another address than configured.",
+            [([], totals.stranger_trunk_frames)],
         )?;
         f.gauge(
             "link_missed_probes",

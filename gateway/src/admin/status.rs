@@ -34,6 +34,9 @@ pub struct Status {
     pub call_numbers_capacity: usize,
     /// The peers.
     pub peers: Vec<PeerStatus>,
+    /// Registrations between gateways, both ways.
+    #[serde(default)]
+    pub registrations: Vec<RegistrationStatus>,
     /// Trunk traffic per peer that sends or receives trunk frames.
     pub trunks: Vec<TrunkStatus>,
     /// The calls in the table.
@@ -71,6 +74,32 @@ pub struct PeerStatus {
     pub calls_answered: u64,
     /// Calls that ended any other way.
     pub calls_failed: u64,
+}
+
+/// A registration between this gateway and a gateway peer.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RegistrationStatus {
+    /// The gateway peer.
+    pub peer: String,
+    /// `registers` (this gateway registers with the peer) or `registrar`
+    /// (the peer registers here).
+    pub role: String,
+    /// `registered`, `registering`, `rejected` or `unregistered`.
+    pub state: String,
+    /// The address the registrar sees: this gateway's NAT address
+    /// (`registers`) or the peer's (`registrar`); `-` before one.
+    pub addr: String,
+    /// The lifetime granted, seconds.
+    pub granted_s: Option<u64>,
+    /// Accepted and refused registrations so far.
+    pub accepted: u64,
+    /// See `accepted`.
+    pub rejected: u64,
+    /// The last refusal's cause.
+    pub cause: Option<String>,
+    /// Times the peer's address changed within 10 minutes (registrar);
+    /// more than a couple points at a NAT that keeps rebinding.
+    pub recent_address_changes: u32,
 }
 
 /// Trunk frames to and from one peer.
@@ -127,7 +156,8 @@ pub fn collect(state: &AdminState) -> Status {
     let now_ms = now.as_millis();
     let peers_counts = state.peers();
     let views = relay.peer_views();
-    let links = relay.link_views();
+    let links = relay.link_views(now);
+    let registrations = links.iter().flat_map(registration_status).collect();
     let mut peers = Vec::with_capacity(views.len());
     let mut trunks = Vec::new();
     for v in &views {
@@ -232,6 +262,7 @@ pub fn collect(state: &AdminState) -> Status {
         call_numbers_in_use: relay.call_numbers_in_use(),
         call_numbers_capacity: relay.call_number_capacity(),
         peers,
+        registrations,
         trunks,
         calls,
         drops: DropReason::ALL
@@ -240,6 +271,47 @@ pub fn collect(state: &AdminState) -> Status {
             .filter(|(_, n)| *n > 0)
             .collect(),
     }
+}
+
+/// The registrations of one gateway link, either way.
+fn registration_status(l: &trunk_core::relay::LinkView) -> Vec<RegistrationStatus> {
+    let addr =
+        |a: Option<std::net::SocketAddr>| a.map_or_else(|| "-".to_owned(), |a| a.to_string());
+    let mut out = Vec::new();
+    if let Some(r) = &l.registration {
+        out.push(RegistrationStatus {
+            peer: l.peer.clone(),
+            role: "registers".to_owned(),
+            state: r.state.as_str().to_owned(),
+            addr: addr(r.apparent),
+            granted_s: r.granted.map(|d| d.as_secs()),
+            accepted: r.accepted,
+            rejected: r.rejected,
+            cause: r.cause.clone(),
+            recent_address_changes: 0,
+        });
+    }
+    if let Some(r) = &l.registrar {
+        out.push(RegistrationStatus {
+            peer: l.peer.clone(),
+            role: "registrar".to_owned(),
+            state: if r.registered {
+                "registered"
+            } else if r.last_reject.is_some() && r.accepted == 0 {
+                "rejected"
+            } else {
+                "unregistered"
+            }
+            .to_owned(),
+            addr: addr(l.addr),
+            granted_s: r.granted.map(|d| d.as_secs()),
+            accepted: r.accepted,
+            rejected: r.rejected.iter().sum(),
+            cause: r.last_reject.map(|c| c.as_str().to_owned()),
+            recent_address_changes: r.recent_address_changes,
+        });
+    }
+    out
 }
 
 /// Lays out rows under a header, each column as wide as its widest cell.
@@ -328,6 +400,42 @@ pub fn render(s: &Status) -> String {
         ],
         &rows,
     );
+    if !s.registrations.is_empty() {
+        out.push_str("\nRegistrations\n");
+        let rows: Vec<Vec<String>> = s
+            .registrations
+            .iter()
+            .map(|r| {
+                vec![
+                    r.peer.clone(),
+                    r.role.clone(),
+                    r.state.clone(),
+                    r.addr.clone(),
+                    r.granted_s
+                        .map_or_else(|| "-".to_owned(), |g| g.to_string()),
+                    r.accepted.to_string(),
+                    r.rejected.to_string(),
+                    r.recent_address_changes.to_string(),
+                    r.cause.clone().unwrap_or_else(|| "-".to_owned()),
+                ]
+            })
+            .collect();
+        table(
+            &mut out,
+            &[
+                "PEER",
+                "ROLE",
+                "STATE",
+                "ADDRESS SEEN",
+                "REFRESH S",
+                "ACCEPTED",
+                "REFUSED",
+                "MOVES 10 MIN",
+                "LAST CAUSE",
+            ],
+            &rows,
+        );
+    }
     out.push_str("\nTrunks\n");
     let per = |e: u64, f: u64| {
         #[allow(clippy::cast_precision_loss)]

@@ -154,6 +154,11 @@ impl Liveness {
         (self.state != before).then_some(self.state)
     }
 
+    /// Takes new settings (a reload); the state and counts stay.
+    pub fn set_settings(&mut self, settings: LivenessSettings) {
+        self.settings = settings;
+    }
+
     /// The link's state.
     pub fn state(&self) -> LinkState {
         self.state

@@ -7,6 +7,9 @@
 //!   "panic mode" resends every few seconds with no setting to change it).
 //! - [`liveness`]: a link's state (OK, LAGGED, UNREACHABLE) and round-trip
 //!   time from the probes sent on it and the answers that came back.
+//! - [`registration`]: when a gateway registers with its registrar, and
+//!   what the answers do (refresh, backoff, recovery at once).
 
 pub mod backoff;
 pub mod liveness;
+pub mod registration;

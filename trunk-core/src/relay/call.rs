@@ -85,6 +85,8 @@ pub(crate) struct Call {
     /// A POKE, PING or LAGRQ relayed and not answered yet: its reply gives
     /// the round trip to that leg's peer.
     pub(crate) probe: Option<Probe>,
+    /// Voice per direction, for the one-way audio diagnostic.
+    pub(crate) one_way: super::one_way::OneWayWatch,
 }
 
 /// An exchange whose reply measures a round trip.

@@ -163,6 +163,12 @@ counters! {
     transfers_refused,
     /// Replies the relay built itself (stateless REJECT, PONG, INVAL, TXREJ).
     replies_sent,
+    /// Link REGREQs naming no peer that registers here (dropped unanswered).
+    registrations_unknown_peer,
+    /// Meta trunk frames from an address that is no peer (dropped).
+    stranger_trunk_frames,
+    /// Calls whose voice flowed one way only for 5 s (one-way audio).
+    calls_one_way,
 }
 
 impl Counters {

@@ -16,6 +16,7 @@ use super::callno::LINK_PROBE;
 use super::counters::Kind;
 use super::peers::PeerId;
 use super::replies::{self, Header};
+use super::LinkState;
 use super::RelayWorker;
 use crate::time::Instant;
 use crate::transmit::Transmit;
@@ -37,18 +38,38 @@ impl RelayWorker {
             let Some(to) = peer.addr() else {
                 continue;
             };
+            // Registration first: the far gateway then knows this one's
+            // address before the probe reaches it.
+            self.register_link(now, id, to, false, out);
             let mut link = peer.link.lock();
             // State changes show in status and metrics (`link_views`).
-            let _ = link.liveness.handle_timeout(now);
-            if link.next.is_some_and(|next| now < next) {
+            let change = link.liveness.handle_timeout(now);
+            let due = link.next.is_none_or(|next| now >= next);
+            let mut lost = change == Some(LinkState::Unreachable);
+            let mut stamp = 0;
+            if due {
+                // The probe's timestamp is its id: the PONG echoes it.
+                stamp = u32::try_from(now.as_millis() % (1 << 32)).unwrap_or(0);
+                lost |= link.liveness.probe_sent(now, stamp) == Some(LinkState::Unreachable);
+                link.next = Some(now + interval);
+            }
+            drop(link);
+            if due {
+                self.send_probe(out, id, to, stamp);
+            }
+            if lost {
+                // A link that just went unreachable registers again at once.
+                self.register_link(now, id, to, true, out);
+            }
+        }
+        // A gateway that registers but does not probe still registers.
+        for (id, peer) in gen.peers.iter() {
+            if peer.retired || peer.config.keepalive_interval().is_some() {
                 continue;
             }
-            // The probe's timestamp is its id: the PONG echoes it.
-            let stamp = u32::try_from(now.as_millis() % (1 << 32)).unwrap_or(0);
-            let _ = link.liveness.probe_sent(now, stamp);
-            link.next = Some(now + interval);
-            drop(link);
-            self.send_probe(out, id, to, stamp);
+            if let Some(to) = peer.addr() {
+                self.register_link(now, id, to, false, out);
+            }
         }
     }
 
@@ -99,6 +120,23 @@ impl RelayWorker {
                 self.counters.replies_sent.incr();
                 self.count_tx(peer, Kind::Full, 12);
                 self.counters.tx_full.incr();
+                true
+            }
+            Some(IaxSubclass::RegReq) if frame.source_call_number() == probe => {
+                self.handle_link_regreq(now, from, frame, out)
+            }
+            Some(
+                IaxSubclass::RegAuth
+                | IaxSubclass::RegAck
+                | IaxSubclass::RegRej
+                | IaxSubclass::Inval,
+            ) if frame.dest_call_number() == probe => {
+                self.handle_registration_answer(now, peer, from, frame, iax, out)
+            }
+            // The ACK that ends a registration: nothing more to do.
+            Some(IaxSubclass::Ack)
+                if frame.dest_call_number() == probe && frame.source_call_number() == probe =>
+            {
                 true
             }
             Some(IaxSubclass::Pong) if frame.dest_call_number() == probe => {

@@ -47,8 +47,10 @@ mod callno;
 mod counters;
 mod generation;
 mod link;
+mod link_registration;
 mod media;
 mod media_stats;
+mod one_way;
 mod peers;
 mod replies;
 mod signalling;
@@ -58,6 +60,7 @@ mod trunk_tx;
 mod workers;
 
 pub use crate::peering::liveness::LinkState;
+pub use crate::peering::registration::RegistrationState;
 pub(crate) use callno::SplitMix64;
 pub use counters::{
     CallDirection, CallResult, CounterSnapshot, Counters, Direction, DropReason, Histogram,
@@ -65,7 +68,11 @@ pub use counters::{
     TRUNK_ENTRY_BUCKETS,
 };
 pub use generation::ReloadReport;
+pub use link_registration::{
+    RegistrarView, RegistrationView, RejectCause, ADDRESS_CHANGE_WINDOW, CHALLENGE_LIFETIME,
+};
 pub use media_stats::LegMediaSnapshot;
+pub use one_way::ONE_WAY_AFTER;
 pub use peers::{PeerId, MAX_PEERS};
 pub use status::{CallState, CallView, EntryKind, LegView, LinkView, PeerView};
 pub use workers::WorkerSet;
@@ -108,6 +115,28 @@ pub struct Relay {
     /// Set while the gateway drains: NEWs are refused (see
     /// [`Relay::set_draining`]).
     draining: std::sync::atomic::AtomicBool,
+    /// The last address a meta trunk frame came from that is no peer.
+    last_stranger_trunk: parking_lot::Mutex<Option<SocketAddr>>,
+    /// Calls found one-way, not yet taken by [`Relay::take_one_way`].
+    one_way: parking_lot::Mutex<std::collections::VecDeque<OneWayCall>>,
+}
+
+/// A call found carrying voice one way only (see [`ONE_WAY_AFTER`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OneWayCall {
+    /// Our call number.
+    pub call_number: u16,
+    /// The peer whose side sent no voice.
+    pub silent_peer: String,
+    /// The peer whose side kept sending.
+    pub flowing_peer: String,
+}
+
+/// The most one-way reports kept for the log: the counter has them all.
+const ONE_WAY_KEPT: usize = 64;
+
+fn gen_name(gen: &Generation, id: self::peers::PeerId) -> String {
+    gen.peers.get(id).config.name.as_str().to_owned()
 }
 
 impl Relay {
@@ -115,13 +144,39 @@ impl Relay {
     /// `seed` drives call-number allocation.
     pub fn new(config: &Config, now: Instant, seed: u64) -> Self {
         Self {
-            current: RwLock::new(Arc::new(Generation::new(0, config, Peers::new(config)))),
+            current: RwLock::new(Arc::new(Generation::new(
+                0,
+                config,
+                Peers::new(config, seed),
+            ))),
             generation: AtomicU64::new(0),
             table: CallTable::new(seed),
             epoch: now,
             workers: config.workers.get(),
             draining: std::sync::atomic::AtomicBool::new(false),
+            last_stranger_trunk: parking_lot::Mutex::new(None),
+            one_way: parking_lot::Mutex::new(std::collections::VecDeque::new()),
         }
+    }
+
+    fn note_one_way(&self, call: OneWayCall) {
+        let mut q = self.one_way.lock();
+        if q.len() < ONE_WAY_KEPT {
+            q.push_back(call);
+        }
+    }
+
+    /// The calls found one-way since the last call, for the log (at most
+    /// 64; `calls_one_way` counts them all).
+    pub fn take_one_way(&self) -> Vec<OneWayCall> {
+        self.one_way.lock().drain(..).collect()
+    }
+
+    /// The last address that sent a meta trunk frame without being a peer
+    /// (counted in `stranger_trunk_frames`): often a far gateway or
+    /// Asterisk whose traffic comes from another address than configured.
+    pub fn last_stranger_trunk_source(&self) -> Option<SocketAddr> {
+        *self.last_stranger_trunk.lock()
     }
 
     /// Starts (`true`) or ends a drain. While draining, a NEW is refused
@@ -304,6 +359,7 @@ impl RelayWorker {
         self.counters.rx_datagrams.incr();
         let identified = match self.gen.peers.identify(from) {
             Ok(i) => i,
+            Err(DropReason::Stranger) if self.handle_stranger(now, from, datagram, out) => return,
             Err(reason) => return self.counters.count_drop(reason),
         };
         let kind = match classify(datagram) {
@@ -336,6 +392,30 @@ impl RelayWorker {
             FrameKind::VideoMini => self.handle_video(now, peer, datagram, out),
             FrameKind::MetaTrunk => self.handle_trunk(now, peer, datagram, out),
             FrameKind::Meta => self.counters.count_drop(DropReason::Malformed),
+        }
+    }
+
+    /// A datagram from an address that is no peer: a gateway's link
+    /// registration or probe (`link_registration.rs`), or a meta trunk
+    /// frame, noted for the diagnostics. `false`: drop it as a stranger's.
+    #[cold]
+    fn handle_stranger<T: Transmit>(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        datagram: &[u8],
+        out: &mut T,
+    ) -> bool {
+        match classify(datagram) {
+            Ok(FrameKind::Full) => self.handle_stranger_link_frame(now, from, datagram, out),
+            Ok(FrameKind::MetaTrunk) => {
+                self.counters.stranger_trunk_frames.incr();
+                if let Some(mut last) = self.relay.last_stranger_trunk.try_lock() {
+                    *last = Some(from);
+                }
+                false
+            }
+            _ => false,
         }
     }
 
@@ -530,12 +610,25 @@ impl RelayWorker {
             };
             let last = slot.last_rx_ms.load(std::sync::atomic::Ordering::Relaxed);
             let verdict = {
-                let guard = slot.call.read();
-                guard.as_ref().and_then(|call| match call.phase {
-                    Phase::Ending { until } => (now >= until).then_some(false),
-                    Phase::Setup if now - call.created >= timeouts.setup => Some(true),
-                    Phase::Setup | Phase::Up => {
-                        (now.as_millis().saturating_sub(last) >= idle_ms).then_some(true)
+                let mut guard = slot.call.write();
+                guard.as_mut().and_then(|call| {
+                    if call.phase == Phase::Up && call.purpose == call::Purpose::Call {
+                        let frames = [0, 1].map(|i| slot.media[i].snapshot().frames);
+                        if let Some(silent) = call.one_way.observe(now, frames) {
+                            self.counters.calls_one_way.incr();
+                            relay.note_one_way(OneWayCall {
+                                call_number: ours,
+                                silent_peer: gen_name(&self.gen, call.legs[silent].peer),
+                                flowing_peer: gen_name(&self.gen, call.legs[1 - silent].peer),
+                            });
+                        }
+                    }
+                    match call.phase {
+                        Phase::Ending { until } => (now >= until).then_some(false),
+                        Phase::Setup if now - call.created >= timeouts.setup => Some(true),
+                        Phase::Setup | Phase::Up => {
+                            (now.as_millis().saturating_sub(last) >= idle_ms).then_some(true)
+                        }
                     }
                 })
             };

@@ -10,6 +10,7 @@ use iax2_config::{Config, Peer, PeerHost, PeerKind, TrunkSettings};
 use parking_lot::{Mutex, RwLock};
 
 use super::counters::DropReason;
+use super::link_registration::LinkRegistration;
 use crate::peering::liveness::{Liveness, LivenessSettings};
 use crate::time::Instant;
 use crate::wire::CallNumber;
@@ -55,6 +56,8 @@ pub(crate) struct PeerState {
     trunk_rx_anchor: Arc<AtomicU64>,
     /// This gateway's own probes of a gateway peer.
     pub(crate) link: Arc<Mutex<LinkProbe>>,
+    /// Registration with a gateway peer, either way.
+    pub(crate) registration: Arc<Mutex<LinkRegistration>>,
 }
 
 /// The probes a gateway sends a gateway peer, and what they say.
@@ -65,31 +68,63 @@ pub(crate) struct LinkProbe {
     pub(crate) next: Option<Instant>,
 }
 
-impl Default for LinkProbe {
-    fn default() -> Self {
+impl LinkProbe {
+    fn new(config: &Peer) -> Self {
         Self {
-            liveness: Liveness::new(LivenessSettings::default()),
+            liveness: Liveness::new(liveness_settings(config)),
             next: None,
         }
     }
 }
 
+/// How the probes of `config`'s link are judged: its `qualify` and
+/// `unreachable_after`; a probe counts as missed when the next one is due
+/// (or after 3 s with long keepalives).
+fn liveness_settings(config: &Peer) -> LivenessSettings {
+    let interval = config
+        .keepalive_interval()
+        .unwrap_or(iax2_config::DEFAULT_KEEPALIVE);
+    LivenessSettings {
+        lagged_rtt: config.qualify(),
+        probe_timeout: interval.min(core::time::Duration::from_secs(3)),
+        misses_unreachable: config.unreachable_after(),
+    }
+}
+
+/// A seed of its own for each peer's registration (challenges, jitter).
+fn peer_seed(seed: u64, name: &str) -> u64 {
+    name.bytes().fold(seed ^ 0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
 impl PeerState {
-    fn new(config: Peer) -> Self {
+    fn new(config: Peer, seed: u64) -> Self {
+        let seed = peer_seed(seed, config.name.as_str());
         Self {
+            link: Arc::new(Mutex::new(LinkProbe::new(&config))),
+            registration: Arc::new(Mutex::new(LinkRegistration::new(&config, seed))),
             config,
             retired: false,
             learned: Arc::new(RwLock::new(None)),
             active_calls: Arc::new(AtomicU32::new(0)),
             index: (0..INDEX_LEN).map(|_| AtomicU16::new(0)).collect(),
             trunk_rx_anchor: Arc::new(AtomicU64::new(0)),
-            link: Arc::new(Mutex::new(LinkProbe::default())),
         }
     }
 
     /// The same peer's state under a new configuration (`retired`: the
     /// new configuration no longer names it).
-    fn carried(&self, config: Peer, retired: bool) -> Self {
+    fn carried(&self, config: Peer, retired: bool, seed: u64) -> Self {
+        if config != self.config {
+            self.link
+                .lock()
+                .liveness
+                .set_settings(liveness_settings(&config));
+            self.registration
+                .lock()
+                .reconfigure(&config, peer_seed(seed, config.name.as_str()));
+        }
         Self {
             config,
             retired,
@@ -98,6 +133,7 @@ impl PeerState {
             index: Arc::clone(&self.index),
             trunk_rx_anchor: Arc::clone(&self.trunk_rx_anchor),
             link: Arc::clone(&self.link),
+            registration: Arc::clone(&self.registration),
         }
     }
 
@@ -220,12 +256,18 @@ pub(crate) struct Peers {
     list: Vec<PeerState>,
     by_addr: AddrIndex,
     dynamic: Vec<PeerId>,
+    /// Seeds each peer's registration state.
+    seed: u64,
 }
 
 impl Peers {
-    pub(crate) fn new(config: &Config) -> Self {
-        let list: Vec<PeerState> = config.peers.iter().cloned().map(PeerState::new).collect();
-        Self::index(list)
+    pub(crate) fn new(config: &Config, seed: u64) -> Self {
+        let list: Vec<PeerState> = config
+            .peers
+            .iter()
+            .map(|p| PeerState::new(p.clone(), seed))
+            .collect();
+        Self::index(list, seed)
     }
 
     /// The peers of `config`, carrying over the state of `previous`: a peer
@@ -236,13 +278,13 @@ impl Peers {
             .list
             .iter()
             .map(|old| match config.peer(old.config.name.as_str()) {
-                Some(p) => old.carried(p.clone(), false),
-                None => old.carried(old.config.clone(), true),
+                Some(p) => old.carried(p.clone(), false, previous.seed),
+                None => old.carried(old.config.clone(), true, previous.seed),
             })
             .collect();
         for p in &config.peers {
             if !list.iter().any(|s| s.config.name == p.name) {
-                list.push(PeerState::new(p.clone()));
+                list.push(PeerState::new(p.clone(), previous.seed));
             }
         }
         if list.len() > MAX_PEERS {
@@ -252,10 +294,10 @@ impl Peers {
                 list.len()
             ));
         }
-        Ok(Self::index(list))
+        Ok(Self::index(list, previous.seed))
     }
 
-    fn index(list: Vec<PeerState>) -> Self {
+    fn index(list: Vec<PeerState>, seed: u64) -> Self {
         let mut by_addr: Vec<(SocketAddr, StaticPeer)> = Vec::new();
         let mut dynamic = Vec::new();
         // Current peers first, so a retired peer never shadows a current
@@ -286,6 +328,7 @@ impl Peers {
             list,
             by_addr: AddrIndex::new(by_addr),
             dynamic,
+            seed,
         }
     }
 

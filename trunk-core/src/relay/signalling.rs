@@ -233,6 +233,7 @@ impl RelayWorker {
             encrypted: false,
             created: now,
             refused_transfer: None,
+            one_way: Default::default(),
             ended: false,
             answered: false,
             probe: (purpose == Purpose::Poke).then_some(Probe {

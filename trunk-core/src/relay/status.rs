@@ -11,7 +11,7 @@ use iax2_config::PeerKind;
 use super::call::{Phase, Purpose};
 use super::callno::{FIRST, LAST};
 use super::media_stats::LegMediaSnapshot;
-use super::{LinkState, Relay};
+use super::{LinkState, RegistrarView, RegistrationView, Relay};
 use crate::time::Instant;
 
 /// A peer as the relay sees it.
@@ -44,6 +44,13 @@ pub struct LinkView {
     pub rtt: Option<Duration>,
     /// Probes missed in a row.
     pub misses: u32,
+    /// Where the peer is now (a registered peer's NAT address).
+    pub addr: Option<SocketAddr>,
+    /// This gateway's registration with the peer (`register: true`).
+    pub registration: Option<RegistrationView>,
+    /// The peer's registration with this gateway (`host: dynamic` with a
+    /// `secret`).
+    pub registrar: Option<RegistrarView>,
 }
 
 /// What a table entry is.
@@ -130,18 +137,31 @@ impl Relay {
     }
 
     /// Its gateway peers' links, in peer order.
-    pub fn link_views(&self) -> Vec<LinkView> {
+    pub fn link_views(&self, now: Instant) -> Vec<LinkView> {
         self.current()
             .peers
             .iter()
             .filter(|(_, p)| p.kind() == PeerKind::Gateway && !p.retired)
             .map(|(_, p)| {
-                let link = p.link.lock();
+                let (state, rtt, misses) = {
+                    let link = p.link.lock();
+                    (
+                        link.liveness.state(),
+                        link.liveness.rtt(),
+                        link.liveness.misses(),
+                    )
+                };
+                let reg = p.registration.lock();
+                let registrant =
+                    p.config.host == iax2_config::PeerHost::Dynamic && p.config.secret.is_some();
                 LinkView {
                     peer: p.config.name.as_str().to_owned(),
-                    state: link.liveness.state(),
-                    rtt: link.liveness.rtt(),
-                    misses: link.liveness.misses(),
+                    state,
+                    rtt,
+                    misses,
+                    addr: p.addr(),
+                    registration: reg.client_view(),
+                    registrar: registrant.then(|| reg.registrar_view(now)),
                 }
             })
             .collect()

@@ -749,6 +749,12 @@ impl IeLookup for IeBlock<'_> {
     }
 }
 
+impl Extend<Ie> for IeList {
+    fn extend<I: IntoIterator<Item = Ie>>(&mut self, iter: I) {
+        self.0.extend(iter);
+    }
+}
+
 impl IeLookup for IeList {
     fn find(&self, ie: IeType) -> Option<&[u8]> {
         self.0.iter().find(|e| e.ie_type == ie).map(|e| &e.data[..])
