@@ -609,6 +609,36 @@ pub struct Sender<'a> {
     socket: &'a UdpSocket,
 }
 
+impl Sender<'_> {
+    /// The first `len` bytes of the buffer the last
+    /// [`buffer`](Transmit::buffer) handed out, without queueing them: the
+    /// caller sends them elsewhere (`crate::link_port`) and then calls
+    /// [`forget`](Self::forget).
+    pub fn peek(&self, len: usize) -> &[u8] {
+        let batch = &*self.batch;
+        let slot = if batch.overflow {
+            batch.capacity()
+        } else {
+            batch
+                .free
+                .last()
+                .copied()
+                .unwrap_or_else(|| batch.capacity())
+        };
+        let start = slot * MAX_DATAGRAM;
+        batch
+            .bufs
+            .get(start..start + len.min(MAX_DATAGRAM))
+            .unwrap_or(&[])
+    }
+
+    /// Drops what the last [`buffer`](Transmit::buffer) handed out: it
+    /// was sent elsewhere.
+    pub fn forget(&mut self) {
+        self.batch.overflow = false;
+    }
+}
+
 impl Transmit for Sender<'_> {
     fn buffer(&mut self) -> &mut [u8] {
         let batch = &mut *self.batch;

@@ -27,6 +27,7 @@ pub mod batch;
 pub mod clock;
 mod handoff;
 pub mod lifecycle;
+mod link_port;
 mod links;
 mod ratelimit;
 pub mod reload;

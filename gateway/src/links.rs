@@ -20,6 +20,7 @@ use trunk_core::relay::{LinkState, LinkView, RegistrationState, RejectCause};
 
 use crate::admin::AdminState;
 use crate::clock;
+use crate::link_port::LinkMover;
 use crate::ratelimit::LogLimiter;
 
 /// How often the states are read: the probes' own resolution is the
@@ -28,6 +29,11 @@ const PERIOD: Duration = Duration::from_millis(250);
 
 /// Address changes within 10 minutes that make a NAT "inconsistent".
 const INCONSISTENT_NAT: u32 = 3;
+
+/// While a registered link stays unreachable, it moves to yet another
+/// fresh port this often: the last move may have happened while the WAN
+/// was still down, and its new NAT entry may be as bad as the old one.
+const MOVE_AGAIN_AFTER: Duration = Duration::from_secs(30);
 
 /// Something worth a log line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -234,7 +240,11 @@ fn log(event: &Event, limits: &mut Limits) {
 }
 
 /// Starts the watcher; it ends once `stop` is set.
-pub(crate) fn spawn(state: Arc<AdminState>, stop: Arc<AtomicBool>) -> io::Result<JoinHandle<()>> {
+pub(crate) fn spawn(
+    state: Arc<AdminState>,
+    stop: Arc<AtomicBool>,
+    mover: LinkMover,
+) -> io::Result<JoinHandle<()>> {
     thread::Builder::new()
         .name("iax2-links".into())
         .spawn(move || {
@@ -248,10 +258,15 @@ pub(crate) fn spawn(state: Arc<AdminState>, stop: Arc<AtomicBool>) -> io::Result
                 one_way: LogLimiter::new(Duration::from_secs(5)),
             };
             let mut last = state.totals();
+            let mut moved: HashMap<String, std::time::Instant> = HashMap::new();
             while !stop.load(Ordering::Acquire) {
                 let relay = &state.relay;
-                for e in diff(&mut seen, &relay.link_views(clock::now())) {
+                let links = relay.link_views(clock::now());
+                for e in diff(&mut seen, &links) {
                     log(&e, &mut limits);
+                }
+                for l in links.iter().filter(|l| l.registration.is_some()) {
+                    recover(relay, &mover, &mut moved, l);
                 }
                 let totals = state.totals();
                 let strangers = totals.stranger_trunk_frames - last.stranger_trunk_frames;
@@ -290,6 +305,44 @@ pub(crate) fn spawn(state: Arc<AdminState>, stop: Arc<AtomicBool>) -> io::Result
                 thread::sleep(PERIOD);
             }
         })
+}
+
+/// Moves a registered link that is unreachable to a fresh source port,
+/// at once and then every [`MOVE_AGAIN_AFTER`] while it stays down.
+fn recover(
+    relay: &trunk_core::relay::Relay,
+    mover: &LinkMover,
+    moved: &mut HashMap<String, std::time::Instant>,
+    link: &LinkView,
+) {
+    if link.state != LinkState::Unreachable {
+        moved.remove(&link.peer);
+        return;
+    }
+    let Some(dest) = link.addr else {
+        return;
+    };
+    let now = std::time::Instant::now();
+    if moved
+        .get(&link.peer)
+        .is_some_and(|t| now.duration_since(*t) < MOVE_AGAIN_AFTER)
+    {
+        return;
+    }
+    moved.insert(link.peer.clone(), now);
+    match mover.move_link(dest) {
+        Ok(port) => {
+            relay.link_moved(&link.peer, clock::now(), port);
+            tracing::warn!(
+                peer = %link.peer,
+                port,
+                "gateway link unreachable: moved to a fresh source port (a new NAT mapping) and registering again"
+            );
+        }
+        Err(e) => {
+            tracing::error!(peer = %link.peer, error = %e, "cannot move the gateway link to a fresh port")
+        }
+    }
 }
 
 #[cfg(test)]
@@ -358,6 +411,8 @@ mod tests {
             attempts: 1,
             accepted: 0,
             rejected: 1,
+            moves: 0,
+            local_port: None,
         });
         let e = diff(&mut seen, &[l.clone()]);
         assert!(e.iter().any(|e| matches!(e, Event::Registration { state: RegistrationState::Rejected, cause: Some(c), .. } if c == "Registration Refused")));

@@ -17,6 +17,7 @@ use trunk_core::relay::{CounterSnapshot, Relay, RelayWorker};
 use crate::admin::AdminState;
 use crate::batch::IoSnapshot;
 use crate::clock;
+use crate::link_port::LinkMover;
 use crate::socket::{self, DEFAULT_BUFFER_BYTES};
 use crate::worker::Worker;
 
@@ -72,6 +73,14 @@ pub fn start(config: &Config) -> io::Result<GatewayHandle> {
         .map(|_| Worker::poll())
         .collect::<io::Result<Vec<_>>>()?;
     let mut handoffs = crate::handoff::link(polls.iter().map(|(_, w)| Arc::clone(w)).collect());
+    let (link_txs, mut link_rxs) = LinkMover::channels(workers);
+    let mover = LinkMover::new(
+        local_addr.ip(),
+        link_txs
+            .into_iter()
+            .zip(polls.iter().map(|(_, w)| Arc::clone(w)))
+            .collect(),
+    );
     let mut next_socket = Some(first.socket);
     for index in 0..workers {
         let socket = match next_socket.take() {
@@ -88,6 +97,7 @@ pub fn start(config: &Config) -> io::Result<GatewayHandle> {
             Arc::clone(&handle.stop),
             poll,
             handoff,
+            Some(link_rxs.remove(0)),
             config.udp_gso,
             move || RelayWorker::new(relay, index),
         )?;
@@ -110,6 +120,7 @@ pub fn start(config: &Config) -> io::Result<GatewayHandle> {
     handle.links = Some(crate::links::spawn(
         Arc::clone(&admin),
         Arc::clone(&handle.stop),
+        mover,
     )?);
     handle.admin = Some(admin);
     tracing::info!(

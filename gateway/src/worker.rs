@@ -32,7 +32,9 @@ use trunk_core::transmit::Transmit;
 use crate::batch::{IoCounters, RecvBatch, SendBatch, RECV_SLOTS, SEND_SLOTS};
 use crate::clock;
 use crate::handoff::Handoff;
+use crate::link_port::{LinkCommand, LinkPort, Router};
 use crate::ratelimit::LogLimiter;
+use crossbeam_channel::Receiver;
 
 /// Receive batches per wakeup before timers and other work get a turn:
 /// 8 x 64 datagrams, a few hundred microseconds of relaying.
@@ -40,6 +42,10 @@ pub(crate) const RECV_BUDGET: usize = 8;
 
 const SOCKET: Token = Token(0);
 const WAKER: Token = Token(1);
+/// Link socket `n` (`crate::link_port`) is `Token(LINK_BASE + n)`.
+const LINK_BASE: usize = 2;
+/// Most link sockets per worker (one per far gateway it registers with).
+const MAX_LINKS: usize = 32;
 
 /// What a worker drives: the relay worker, or a stand-in in tests.
 pub(crate) trait Driver {
@@ -153,7 +159,7 @@ impl Worker {
         F: FnOnce() -> D + Send + 'static,
     {
         let (poll, waker) = Self::poll()?;
-        Self::spawn_linked(index, socket, stop, (poll, waker), None, true, make)
+        Self::spawn_linked(index, socket, stop, (poll, waker), None, None, true, make)
     }
 
     /// A worker's poll and the waker that interrupts it, made before the
@@ -165,14 +171,16 @@ impl Worker {
     }
 
     /// Like `spawn`, on a poll made by [`Worker::poll`], with this
-    /// worker's end of the handoff, and segmented sends (UDP GSO) on or
-    /// off.
+    /// worker's end of the handoff, where its link sockets come from
+    /// (`crate::link_port`), and segmented sends (UDP GSO) on or off.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn spawn_linked<D, F>(
         index: usize,
         mut socket: UdpSocket,
         stop: Arc<AtomicBool>,
         (poll, waker): (Poll, Arc<Waker>),
         handoff: Option<Handoff>,
+        link_commands: Option<Receiver<LinkCommand>>,
         segmentation: bool,
         make: F,
     ) -> io::Result<Self>
@@ -217,6 +225,10 @@ impl Worker {
                     stop,
                     write_interest: false,
                     handoff,
+                    links: Vec::new(),
+                    link_commands,
+                    links_readable: 0,
+                    segmentation,
                     log_poll: LogLimiter::default(),
                     log_recv: LogLimiter::default(),
                 }
@@ -290,6 +302,12 @@ struct EventLoop<D> {
     write_interest: bool,
     /// Trunk frames to and from the other workers (none when alone).
     handoff: Option<Handoff>,
+    /// Far gateways on a source port of their own (`crate::link_port`).
+    links: Vec<LinkPort>,
+    link_commands: Option<Receiver<LinkCommand>>,
+    /// Link sockets that may hold data, by index (bit n: link n).
+    links_readable: u64,
+    segmentation: bool,
     log_poll: LogLimiter,
     log_recv: LogLimiter,
 }
@@ -302,7 +320,8 @@ impl<D: Driver> EventLoop<D> {
         // Data may have arrived between bind and register: look once.
         let mut readable = true;
         while !self.stop.load(Ordering::Acquire) {
-            let timeout = if readable {
+            self.take_link_commands();
+            let timeout = if readable || self.links_readable != 0 {
                 Some(Duration::ZERO)
             } else {
                 self.driver.poll_timeout().map(clock::until)
@@ -324,6 +343,15 @@ impl<D: Driver> EventLoop<D> {
                 if event.token() == SOCKET {
                     readable |= event.is_readable() || event.is_error();
                     writable |= event.is_writable();
+                } else if let Some(n) = event.token().0.checked_sub(LINK_BASE) {
+                    if let Some(link) = self.links.get_mut(n) {
+                        if event.is_readable() || event.is_error() {
+                            self.links_readable |= 1 << n;
+                        }
+                        if event.is_writable() && link.send.is_blocked() {
+                            let _ = link.send.on_writable(&link.socket);
+                        }
+                    }
                 }
             }
             if writable && self.send.is_blocked() {
@@ -334,22 +362,91 @@ impl<D: Driver> EventLoop<D> {
             // read every turn; a wake only shortens the wait for them.
             let more_handed = self.receive_handed();
             if readable {
-                readable = self.receive();
+                readable = self.receive(None);
+            }
+            for n in 0..self.links.len() {
+                if self.links_readable & (1 << n) != 0 && !self.receive(Some(n)) {
+                    self.links_readable &= !(1 << n);
+                }
             }
             readable |= more_handed;
             self.run_timers();
             self.update_interest();
         }
         // What the relay already handed over should still leave.
-        let _ = self.send.flush(&self.socket);
+        self.flush();
         tracing::debug!(worker = self.index, "worker stopped");
+    }
+
+    /// Sends what is queued, on the listen socket and the link sockets.
+    fn flush(&mut self) {
+        let _ = self.send.flush(&self.socket);
+        for link in &mut self.links {
+            let _ = link.send.flush(&link.socket);
+        }
+    }
+
+    /// Installs the link sockets the gateway sent (a link moved to a fresh
+    /// port): a new one for a far gateway replaces its old one.
+    fn take_link_commands(&mut self) {
+        let Some(rx) = self.link_commands.as_ref() else {
+            return;
+        };
+        while let Ok(LinkCommand { dest, mut socket }) = rx.try_recv() {
+            let n = match self.links.iter().position(|l| l.dest == dest) {
+                Some(n) => {
+                    let old = &mut self.links[n];
+                    let _ = old.send.flush(&old.socket);
+                    let _ = self.poll.registry().deregister(&mut old.socket);
+                    n
+                }
+                None if self.links.len() < MAX_LINKS => self.links.len(),
+                None => {
+                    tracing::warn!(worker = self.index, %dest, "too many link sockets; link stays on the listen port");
+                    continue;
+                }
+            };
+            let token = Token(LINK_BASE + n);
+            if let Err(e) = self.poll.registry().register(
+                &mut socket,
+                token,
+                Interest::READABLE | Interest::WRITABLE,
+            ) {
+                tracing::error!(worker = self.index, %dest, error = %e, "cannot register a link socket");
+                continue;
+            }
+            let local = socket.local_addr().unwrap_or(dest);
+            let mut send = SendBatch::new(
+                SEND_SLOTS,
+                local,
+                Arc::clone(&self.counters),
+                Arc::clone(&self.io),
+            );
+            send.set_segmentation(self.segmentation);
+            let link = LinkPort { dest, socket, send };
+            if n == self.links.len() {
+                self.links.push(link);
+            } else {
+                self.links[n] = link;
+            }
+            // Anything already waiting raised no edge we saw.
+            self.links_readable |= 1 << n;
+        }
     }
 
     /// Receives up to the budget. Returns whether the socket may still
     /// hold datagrams (the budget ran out, or an error cut the turn short).
-    fn receive(&mut self) -> bool {
+    /// `link`: on that link socket instead of the listen socket.
+    fn receive(&mut self, link: Option<usize>) -> bool {
         for _ in 0..RECV_BUDGET {
-            let n = match self.recv.recv(&self.socket) {
+            let socket = match link {
+                None => &self.socket,
+                Some(n) => match self.links.get(n) {
+                    Some(l) => &l.socket,
+                    None => return false,
+                },
+            };
+            let n = match self.recv.recv(socket) {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
                 Err(e) => {
@@ -364,7 +461,7 @@ impl<D: Driver> EventLoop<D> {
             };
             self.io.count_recv_syscall();
             let now = clock::now();
-            let mut out = self.send.sender(&self.socket);
+            let mut out = Router::new(self.send.sender(&self.socket), &mut self.links);
             for i in 0..n {
                 let Some(d) = self.recv.get_mut(i) else {
                     break;
@@ -381,7 +478,7 @@ impl<D: Driver> EventLoop<D> {
                     h.hand(others, now, d.from, d.data, &self.counters);
                 }
             }
-            let _ = self.send.flush(&self.socket);
+            self.flush();
             if let Some(h) = self.handoff.as_mut() {
                 h.wake();
             }
@@ -400,12 +497,12 @@ impl<D: Driver> EventLoop<D> {
         let Some(h) = self.handoff.as_mut() else {
             return false;
         };
-        let mut out = self.send.sender(&self.socket);
+        let mut out = Router::new(self.send.sender(&self.socket), &mut self.links);
         let driver = &mut self.driver;
         let more = h.drain(RECV_BUDGET * RECV_SLOTS, |at, from, datagram| {
             driver.handle_handed(at, from, datagram, &mut out);
         });
-        let _ = self.send.flush(&self.socket);
+        self.flush();
         more
     }
 
@@ -417,9 +514,9 @@ impl<D: Driver> EventLoop<D> {
         if deadline > now {
             return;
         }
-        let mut out = self.send.sender(&self.socket);
+        let mut out = Router::new(self.send.sender(&self.socket), &mut self.links);
         self.driver.handle_timeout(now, &mut out);
-        let _ = self.send.flush(&self.socket);
+        self.flush();
     }
 
     /// Asks for `WRITABLE` only while sends are blocked, so an idle socket

@@ -7,3 +7,4 @@
 
 pub mod lab;
 pub mod modem;
+pub mod udp_nat;

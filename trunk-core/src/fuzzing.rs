@@ -304,6 +304,19 @@ pub fn relay(mut data: &[u8]) {
     };
     let mut dynamic = peer("roamer", PeerHost::Dynamic, PeerKind::Pbx, None);
     dynamic.permit = vec!["10.1.0.0/16".parse().expect("literal range")];
+    // Gateway registration both ways: "gw" is registered with, "nat-gw"
+    // registers here (its REGREQs can come from any source).
+    let secret = iax2_config::Secret::new("fuzz-secret");
+    let mut gw = peer(
+        "gw",
+        PeerHost::Static(sources[1]),
+        PeerKind::Gateway,
+        Some(TrunkSettings::default()),
+    );
+    gw.register = Some(name("fuzz-a"));
+    gw.secret.clone_from(&secret);
+    let mut registrant = peer("nat-gw", PeerHost::Dynamic, PeerKind::Gateway, None);
+    registrant.secret = secret;
     let no_ts = TrunkSettings {
         timestamps: false,
         ..TrunkSettings::default()
@@ -314,12 +327,7 @@ pub fn relay(mut data: &[u8]) {
         udp_gso: true,
         peers: vec![
             peer("pbx", PeerHost::Static(sources[0]), PeerKind::Pbx, None),
-            peer(
-                "gw",
-                PeerHost::Static(sources[1]),
-                PeerKind::Gateway,
-                Some(TrunkSettings::default()),
-            ),
+            gw,
             peer(
                 "ast",
                 PeerHost::Static(sources[2]),
@@ -327,6 +335,7 @@ pub fn relay(mut data: &[u8]) {
                 Some(no_ts),
             ),
             dynamic,
+            registrant,
         ],
         routes: vec![
             Route {

@@ -357,6 +357,15 @@ impl Collector for GatewayCollector {
                 ))),
         )?;
         f.counter(
+            "link_port_moves",
+            "Times this gateway moved its link to a gateway peer it registers with to a fresh source port (the link was unreachable).",
+            links.iter().filter_map(|l| {
+                l.registration
+                    .as_ref()
+                    .map(|r| ([("peer", l.peer.clone())], r.moves))
+            }),
+        )?;
+        f.counter(
             "link_address_changes",
             "Times a registered gateway peer's address changed (NAT rebinding); calls follow it.",
             links.iter().filter_map(|l| {

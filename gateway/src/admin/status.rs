@@ -100,6 +100,13 @@ pub struct RegistrationStatus {
     /// Times the peer's address changed within 10 minutes (registrar);
     /// more than a couple points at a NAT that keeps rebinding.
     pub recent_address_changes: u32,
+    /// The link's own source port after a move to a fresh port
+    /// (`registers`; `None`: the listen port).
+    #[serde(default)]
+    pub local_port: Option<u16>,
+    /// Times the link moved to a fresh source port.
+    #[serde(default)]
+    pub moves: u64,
 }
 
 /// Trunk frames to and from one peer.
@@ -289,6 +296,8 @@ fn registration_status(l: &trunk_core::relay::LinkView) -> Vec<RegistrationStatu
             rejected: r.rejected,
             cause: r.cause.clone(),
             recent_address_changes: 0,
+            local_port: r.local_port,
+            moves: r.moves,
         });
     }
     if let Some(r) = &l.registrar {
@@ -309,6 +318,8 @@ fn registration_status(l: &trunk_core::relay::LinkView) -> Vec<RegistrationStatu
             rejected: r.rejected.iter().sum(),
             cause: r.last_reject.map(|c| c.as_str().to_owned()),
             recent_address_changes: r.recent_address_changes,
+            local_port: None,
+            moves: 0,
         });
     }
     out
@@ -416,6 +427,9 @@ pub fn render(s: &Status) -> String {
                     r.accepted.to_string(),
                     r.rejected.to_string(),
                     r.recent_address_changes.to_string(),
+                    r.local_port
+                        .map_or_else(|| "listen".to_owned(), |p| p.to_string()),
+                    r.moves.to_string(),
                     r.cause.clone().unwrap_or_else(|| "-".to_owned()),
                 ]
             })
@@ -431,6 +445,8 @@ pub fn render(s: &Status) -> String {
                 "ACCEPTED",
                 "REFUSED",
                 "MOVES 10 MIN",
+                "SOURCE PORT",
+                "PORT MOVES",
                 "LAST CAUSE",
             ],
             &rows,

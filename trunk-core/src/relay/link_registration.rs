@@ -114,6 +114,10 @@ pub(crate) struct LinkRegistration {
     pub(crate) client: Option<RegistrationClient>,
     /// The peer registers with this gateway (`host: dynamic` + `secret`).
     pub(crate) registrar: RegistrarState,
+    /// Times the gateway moved the link to a fresh source port, and the
+    /// port it uses now (`None`: the listen port).
+    pub(crate) moves: u64,
+    pub(crate) local_port: Option<u16>,
 }
 
 /// What the registrar side keeps per peer.
@@ -152,6 +156,8 @@ impl LinkRegistration {
                 rejected: [0; 5],
                 last_reject: None,
             },
+            moves: 0,
+            local_port: None,
         }
     }
 
@@ -231,6 +237,10 @@ pub struct RegistrationView {
     pub accepted: u64,
     /// Refused registrations.
     pub rejected: u64,
+    /// Times the link moved to a fresh source port.
+    pub moves: u64,
+    /// The link's source port (`None`: the listen port).
+    pub local_port: Option<u16>,
 }
 
 /// The registrar's view of a peer that registers with this gateway.
@@ -267,6 +277,8 @@ impl LinkRegistration {
                 attempts,
                 accepted,
                 rejected,
+                moves: self.moves,
+                local_port: self.local_port,
             }
         })
     }
@@ -687,17 +699,22 @@ impl RelayWorker {
 }
 
 impl Relay {
-    /// The gateway moved its link to gateway peer `name` to a fresh source
-    /// port (a new NAT mapping): its registration goes again and the link
-    /// is probed on the next housekeeping turn. `false`: no such peer.
-    pub fn link_moved(&self, name: &str, now: Instant) -> bool {
+    /// The gateway moved its link to gateway peer `name` to source port
+    /// `port` (a new NAT mapping): its registration goes again and the
+    /// link is probed on the next housekeeping turn. `false`: no such peer.
+    pub fn link_moved(&self, name: &str, now: Instant, port: u16) -> bool {
         let gen = self.current();
         let Some(id) = gen.peers.by_name(name) else {
             return false;
         };
         let peer = gen.peers.get(id);
-        if let Some(c) = peer.registration.lock().client.as_mut() {
-            c.retry_now(now);
+        {
+            let mut reg = peer.registration.lock();
+            reg.moves += 1;
+            reg.local_port = Some(port);
+            if let Some(c) = reg.client.as_mut() {
+                c.retry_now(now);
+            }
         }
         peer.link.lock().next = None;
         true
