@@ -7,4 +7,5 @@
 
 pub mod lab;
 pub mod modem;
+pub mod netns;
 pub mod udp_nat;
