@@ -513,6 +513,65 @@ impl NatLab {
         Ok(deleted)
     }
 
+    /// Poisons the router's entry for `orig`, the way a Linux NAT does when
+    /// a flow's first datagram comes while the WAN is down: the WAN goes
+    /// "down" (forwarding from site A is dropped), the table is flushed, an
+    /// entry for `orig` without address translation is inserted (as one
+    /// made with no WAN address to masquerade to), and the WAN comes back.
+    /// From then on that 5-tuple leaves with its private source, which the
+    /// far end cannot answer, for `secs` seconds: only another 5-tuple
+    /// gets through.
+    pub fn poison_flow(&self, orig: Tuple, secs: u32) -> io::Result<()> {
+        let down = format!(
+            "table ip {NFT_TABLE}_down\n\
+             delete table ip {NFT_TABLE}_down\n\
+             table ip {NFT_TABLE}_down {{\n\
+             \x20 chain forward {{\n\
+             \x20   type filter hook forward priority filter; policy accept;\n\
+             \x20   ip saddr {SITE_A_NET} drop\n\
+             \x20 }}\n}}\n"
+        );
+        self.nat.exec_with_input("nft", &["-f", "-"], Some(&down))?;
+        self.conntrack_flush()?;
+        let (src, dst) = (orig.src.ip().to_string(), orig.dst.ip().to_string());
+        let (sport, dport) = (orig.src.port().to_string(), orig.dst.port().to_string());
+        let timeout = secs.to_string();
+        let inserted = self.nat.exec(
+            "conntrack",
+            &[
+                "-I",
+                "-p",
+                "udp",
+                "-s",
+                &src,
+                "-d",
+                &dst,
+                "--sport",
+                &sport,
+                "--dport",
+                &dport,
+                "-r",
+                &dst,
+                "-q",
+                &src,
+                "--reply-port-src",
+                &dport,
+                "--reply-port-dst",
+                &sport,
+                "-t",
+                &timeout,
+                "-u",
+                "SEEN_REPLY,ASSURED",
+            ],
+        );
+        let up = self.nat.exec(
+            "nft",
+            &["delete", "table", "ip", &format!("{NFT_TABLE}_down")],
+        );
+        inserted?;
+        up.map(drop)
+    }
+
     /// Empties the router's connection tracking table (`conntrack -F`).
     pub fn conntrack_flush(&self) -> io::Result<()> {
         self.nat.exec("conntrack", &["-F"]).map(drop)

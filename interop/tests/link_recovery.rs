@@ -144,6 +144,23 @@ fn a_poisoned_nat_mapping_is_escaped_on_a_fresh_port_and_the_calls_carry_on() {
     // Keepalive 1 s x 2 misses, then the move and one exchange.
     assert!(outage < Duration::from_secs(8), "{outage:?}");
 
+    // The same, as an operator sees it.
+    let metrics_a = iax2_gateway::admin::metrics::encode(a.admin_state());
+    let metrics_b = iax2_gateway::admin::metrics::encode(b.admin_state());
+    for line in [
+        "iax2_gateway_link_port_moves_total{peer=\"far\"} 1",
+        "iax2_gateway_registered{peer=\"far\",role=\"registers\"} 1",
+    ] {
+        assert!(metrics_a.contains(line), "A lacks {line}:\n{metrics_a}");
+    }
+    for line in [
+        "iax2_gateway_registered{peer=\"far\",role=\"registrar\"} 1",
+        "iax2_gateway_link_address_changes_total{peer=\"far\"} 1",
+        &format!("iax2_gateway_calls_moved_total{{peer=\"far\"}} {CALLS}"),
+    ] {
+        assert!(metrics_b.contains(line), "B lacks {line}:\n{metrics_b}");
+    }
+
     // Every call is still the same call, up on both sides.
     assert_eq!(pa.stats().active_calls, CALLS);
     assert_eq!(pb.stats().active_calls, CALLS);
