@@ -397,6 +397,11 @@ impl Collector for GatewayCollector {
             "Meta trunk frames from an address that is no peer (dropped): a far gateway or Asterisk sending from another address than configured.",
             [([], totals.stranger_trunk_frames)],
         )?;
+        f.counter(
+            "calls_one_way",
+            "Calls whose voice came from one side only for 5 s while the other sent none (one-way audio).",
+            [([], totals.calls_one_way)],
+        )?;
         f.gauge(
             "link_missed_probes",
             "Probes of a gateway peer missed in a row (3 make it unreachable).",
