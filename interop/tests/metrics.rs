@@ -279,6 +279,8 @@ fn metrics_agree_with_the_traffic_and_carry_no_addresses() {
         "reason",
         "version",
         "le",
+        "cause",
+        "role",
     ]
     .into_iter()
     .collect();
