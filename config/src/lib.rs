@@ -60,13 +60,20 @@
 //!   range decides, `deny` wins a tie, and an address no range matches is
 //!   admitted. A `host: dynamic` peer therefore needs both a `permit` and a
 //!   `deny` (usually `[0.0.0.0/0, ::/0]`), or anyone could claim it,
-//!   unless it is a gateway peer with a `secret`, whose address comes from
-//!   its authenticated registration.
+//!   unless it is a gateway peer with a `secret` or `inkeys`, whose
+//!   address comes from its authenticated registration.
 //! - Gateway peers may also set `secret`, `register: true` with `username`
 //!   (this gateway registers with the peer), `refresh`, `qualify`,
 //!   `unreachable_after`, `retry_min` and `retry_max`; on any other peer
 //!   these keys are an error. A [`Secret`] never shows in an error or in
 //!   `Debug` output.
+//! - Instead of or besides the secret, gateway registration may use RSA
+//!   keys, as Asterisk's `outkey`/`inkeys`: `outkey` (with `register:
+//!   true`) is the path of this gateway's PEM private key, `inkeys` (on a
+//!   `host: dynamic` gateway peer) one path or a list of up to 16 paths of
+//!   the peer's PEM public keys. The files are read and checked during
+//!   validation ([`PrivateKeyFile`], [`PublicKeyFile`]); relative paths
+//!   are taken from the working directory, so absolute ones are best.
 //!
 //! # Bounded input
 //!
@@ -78,6 +85,7 @@
 #![forbid(unsafe_code)]
 
 mod error;
+mod keyfile;
 mod locate;
 pub mod model;
 mod parse;
@@ -88,12 +96,16 @@ mod validate;
 use std::io::Read;
 use std::path::Path;
 
+/// The `rsa` crate of [`PrivateKeyFile`] and [`PublicKeyFile`], so other
+/// crates sign and verify with the same version.
+pub use rsa;
+
 pub use error::{ConfigError, ErrorKind};
 pub use model::{
     AdminSettings, CalledPrefix, Config, LogFormat, LogLevel, LogSettings, Peer, PeerHost,
-    PeerKind, PeerName, Route, Secret, Timeouts, TrunkFreq, TrunkMtu, TrunkSettings, ADMIN_PORT,
-    DEFAULT_KEEPALIVE, DEFAULT_QUALIFY, DEFAULT_REFRESH, DEFAULT_RETRY_MAX, DEFAULT_RETRY_MIN,
-    DEFAULT_UNREACHABLE_AFTER, IAX2_PORT,
+    PeerKind, PeerName, PrivateKeyFile, PublicKeyFile, Route, Secret, Timeouts, TrunkFreq,
+    TrunkMtu, TrunkSettings, ADMIN_PORT, DEFAULT_KEEPALIVE, DEFAULT_QUALIFY, DEFAULT_REFRESH,
+    DEFAULT_RETRY_MAX, DEFAULT_RETRY_MIN, DEFAULT_UNREACHABLE_AFTER, IAX2_PORT,
 };
 
 /// The largest configuration file accepted, 1 MiB.

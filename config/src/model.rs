@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
+use crate::keyfile;
+
 /// The default IAX2 port.
 pub const IAX2_PORT: u16 = 4569;
 
@@ -114,6 +116,82 @@ impl std::fmt::Debug for Secret {
     }
 }
 
+/// An RSA private key read from a PEM file (`outkey`): PKCS#1 `RSA
+/// PRIVATE KEY` or PKCS#8 `PRIVATE KEY`, unencrypted, 1024 to 4096 bits.
+///
+/// Its `Debug` shows `PrivateKeyFile("<path>")`, never key material, and
+/// it has no `Display`. The `rsa` key zeroizes itself when dropped.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PrivateKeyFile {
+    path: String,
+    key: rsa::RsaPrivateKey,
+}
+
+impl PrivateKeyFile {
+    /// The path as written in the configuration.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The key.
+    pub fn key(&self) -> &rsa::RsaPrivateKey {
+        &self.key
+    }
+
+    /// Checks and wraps the key in `pem`, the text of the file at `path`
+    /// (used in the message only; nothing is read). The error says what
+    /// is wrong and never holds the text.
+    pub fn from_pem(path: &str, pem: &str) -> Result<Self, String> {
+        keyfile::private_key(path, pem).map(|key| Self {
+            path: path.to_owned(),
+            key,
+        })
+    }
+}
+
+impl std::fmt::Debug for PrivateKeyFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("PrivateKeyFile").field(&self.path).finish()
+    }
+}
+
+/// An RSA public key read from a PEM file (`inkeys`): SPKI `PUBLIC KEY`
+/// or PKCS#1 `RSA PUBLIC KEY`, 1024 to 4096 bits.
+///
+/// Its `Debug` shows `PublicKeyFile("<path>")` only.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PublicKeyFile {
+    path: String,
+    key: rsa::RsaPublicKey,
+}
+
+impl PublicKeyFile {
+    /// The path as written in the configuration.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The key.
+    pub fn key(&self) -> &rsa::RsaPublicKey {
+        &self.key
+    }
+
+    /// Checks and wraps the key in `pem`, the text of the file at `path`
+    /// (used in the message only; nothing is read).
+    pub fn from_pem(path: &str, pem: &str) -> Result<Self, String> {
+        keyfile::public_key(path, pem).map(|key| Self {
+            path: path.to_owned(),
+            key,
+        })
+    }
+}
+
+impl std::fmt::Debug for PublicKeyFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("PublicKeyFile").field(&self.path).finish()
+    }
+}
+
 /// Where a peer is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PeerHost {
@@ -172,6 +250,13 @@ pub struct Peer {
     /// name the far gateway gives this gateway in its own peers. `None`
     /// when this gateway does not register there.
     pub register: Option<PeerName>,
+    /// `outkey` (gateway peers with `register: true`): this gateway's RSA
+    /// private key, which signs the registration challenge
+    /// (RSASSA-PKCS1-v1_5 with SHA-1) instead of or besides the `secret`.
+    pub outkey: Option<PrivateKeyFile>,
+    /// `inkeys` (`host: dynamic` gateway peers): RSA public keys, any of
+    /// which may sign this peer's registration here; empty when none.
+    pub inkeys: Vec<PublicKeyFile>,
     /// `refresh` (gateway peers): the registration lifetime asked for when
     /// registering, and the longest one granted to a registering peer;
     /// `None` for the default ([`DEFAULT_REFRESH`]). See [`Peer::refresh`].
@@ -564,6 +649,8 @@ mod tests {
             keepalive: None,
             secret: None,
             register: None,
+            outkey: None,
+            inkeys: Vec::new(),
             refresh: None,
             qualify: None,
             unreachable_after: None,

@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use serde::de::{MapAccess, Visitor};
+use serde::de::{MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_saphyr::Spanned;
 
@@ -74,6 +74,12 @@ pub(crate) struct RawPeer {
     pub(crate) secret: Option<Spanned<Option<String>>>,
     pub(crate) register: Option<Spanned<bool>>,
     pub(crate) username: Option<Spanned<String>>,
+    /// As `secret`: `outkey:` with no value is an empty path, an error.
+    #[serde(default, deserialize_with = "present")]
+    pub(crate) outkey: Option<Spanned<Option<String>>>,
+    /// `inkeys:` with no value is an empty list, an error.
+    #[serde(default, deserialize_with = "present")]
+    pub(crate) inkeys: Option<Spanned<Paths>>,
     pub(crate) refresh: Option<Spanned<i64>>,
     pub(crate) qualify: Option<Spanned<i64>>,
     pub(crate) unreachable_after: Option<Spanned<i64>>,
@@ -88,6 +94,80 @@ where
     T: Deserialize<'de>,
 {
     T::deserialize(deserializer).map(Some)
+}
+
+/// A list of paths, or one path (`inkeys: /etc/a.pub` is
+/// `inkeys: [/etc/a.pub]`); the one path's location is its `Spanned`'s.
+#[derive(Debug)]
+pub(crate) enum Paths {
+    /// A single string.
+    One(String),
+    /// A list, each item located.
+    Many(Vec<Spanned<String>>),
+    /// A number or a boolean, as the error shows it: not a path.
+    NotText(String),
+}
+
+impl<'de> Deserialize<'de> for Paths {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct PathsVisitor;
+
+        impl<'de> Visitor<'de> for PathsVisitor {
+            type Value = Paths;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a list of paths or one path")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Paths, E> {
+                Ok(Paths::One(v.to_owned()))
+            }
+
+            fn visit_unit<E: serde::de::Error>(self) -> Result<Paths, E> {
+                Ok(Paths::Many(Vec::new()))
+            }
+
+            fn visit_none<E: serde::de::Error>(self) -> Result<Paths, E> {
+                Ok(Paths::Many(Vec::new()))
+            }
+
+            // Validation reports these at the value; serde's own error
+            // would point at the key.
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Paths, E> {
+                Ok(Paths::NotText(v.to_string()))
+            }
+
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Paths, E> {
+                Ok(Paths::NotText(v.to_string()))
+            }
+
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Paths, E> {
+                Ok(Paths::NotText(v.to_string()))
+            }
+
+            fn visit_i128<E: serde::de::Error>(self, v: i128) -> Result<Paths, E> {
+                Ok(Paths::NotText(v.to_string()))
+            }
+
+            fn visit_u128<E: serde::de::Error>(self, v: u128) -> Result<Paths, E> {
+                Ok(Paths::NotText(v.to_string()))
+            }
+
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Paths, E> {
+                Ok(Paths::NotText(v.to_string()))
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Paths, A::Error> {
+                let mut paths = Vec::new();
+                while let Some(path) = seq.next_element()? {
+                    paths.push(path);
+                }
+                Ok(Paths::Many(paths))
+            }
+        }
+
+        deserializer.deserialize_any(PathsVisitor)
+    }
 }
 
 /// One item under `routes:`.

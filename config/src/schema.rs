@@ -33,6 +33,12 @@ pub(crate) const SECRET: &str =
 pub(crate) const REGISTER: &str =
     "true or false (also yes/no, on/off), on gateway peers with a static host";
 pub(crate) const USERNAME: &str = "1 to 64 characters from A-Z a-z 0-9 _ - ., with register: true";
+pub(crate) const OUTKEY: &str =
+    "the path of this gateway's PEM RSA private key file (RSA PRIVATE KEY or PRIVATE KEY, unencrypted, 1024 to 4096 bits), best absolute, with register: true";
+pub(crate) const INKEYS: &str =
+    "a list of 1 to 16 paths of PEM RSA public key files (PUBLIC KEY or RSA PUBLIC KEY, 1024 to 4096 bits), or one path, best absolute, on host: dynamic gateway peers";
+pub(crate) const INKEY: &str =
+    "the path of a PEM RSA public key file (PUBLIC KEY or RSA PUBLIC KEY, 1024 to 4096 bits), best absolute";
 pub(crate) const REFRESH: &str = "10 to 3600 (seconds), on gateway peers";
 pub(crate) const QUALIFY: &str = "100 to 60000 (milliseconds), on gateway peers";
 pub(crate) const UNREACHABLE_AFTER: &str = "1 to 10 (missed probes), on gateway peers";
@@ -43,7 +49,7 @@ pub(crate) const PEER_REF: &str = "the name of a peer under peers";
 pub(crate) const PREFIX: &str = "1 to 80 characters from 0-9 A-Z a-z * # + _ -";
 pub(crate) const PEERS: &str = "a map of peer names to peer settings, at least one peer";
 pub(crate) const PEER: &str =
-    "a map with host and kind, and optionally trunk, trunkfreq, trunkmtu, trunktimestamps, permit, deny, maxcalls, keepalive, secret, register, username, refresh, qualify, unreachable_after, retry_min, retry_max";
+    "a map with host and kind, and optionally trunk, trunkfreq, trunkmtu, trunktimestamps, permit, deny, maxcalls, keepalive, secret, register, username, outkey, inkeys, refresh, qualify, unreachable_after, retry_min, retry_max";
 pub(crate) const ROUTES: &str = "a list of routes, at least one";
 pub(crate) const ROUTE: &str = "a map with to, and optionally from and prefix";
 pub(crate) const TIMEOUTS: &str =
@@ -62,6 +68,7 @@ const BOOLEAN: &str = "a boolean";
 const TEXT: &str = "a single value";
 const MAP: &str = "a map";
 const LIST: &str = "a list";
+const PATHS: &str = "a list of paths";
 
 /// Whether `path` is a peer's `secret`, whose text errors must not show.
 pub(crate) fn is_secret(path: &[Segment]) -> bool {
@@ -114,6 +121,8 @@ pub(crate) fn expected_at(path: &[Segment]) -> Option<Expect> {
             "secret" => expect(TEXT, SECRET),
             "register" => expect(BOOLEAN, REGISTER),
             "username" => expect(TEXT, USERNAME),
+            "outkey" => expect(TEXT, OUTKEY),
+            "inkeys" => expect(PATHS, INKEYS),
             "refresh" => expect(NUMBER, REFRESH),
             "qualify" => expect(NUMBER, QUALIFY),
             "unreachable_after" => expect(NUMBER, UNREACHABLE_AFTER),
@@ -125,6 +134,9 @@ pub(crate) fn expected_at(path: &[Segment]) -> Option<Expect> {
             if key(top)? == "peers" && (k == "permit" || k == "deny") =>
         {
             expect(TEXT, NET)
+        }
+        [top, Key(_), Key(k), Index(_)] if key(top)? == "peers" && k == "inkeys" => {
+            expect(TEXT, INKEY)
         }
         [top, Index(_), Key(k)] if key(top)? == "routes" => match k.as_str() {
             "from" | "to" => expect(TEXT, PEER_REF),
@@ -166,5 +178,8 @@ mod tests {
         assert_eq!(at(&["peers", "a", "nope"]), None);
         assert_eq!(at(&["peers", "a", "secret"]), Some(SECRET));
         assert_eq!(at(&["peers", "a", "retry_max"]), Some(RETRY_MAX));
+        assert_eq!(at(&["peers", "a", "outkey"]), Some(OUTKEY));
+        assert_eq!(at(&["peers", "a", "inkeys"]), Some(INKEYS));
+        assert_eq!(at(&["peers", "a", "inkeys", "1"]), Some(INKEY));
     }
 }

@@ -14,11 +14,11 @@ use crate::error::{ConfigError, ErrorKind};
 use crate::locate::shorten;
 use crate::model::{
     AdminSettings, CalledPrefix, Config, LogFormat, LogLevel, LogSettings, Peer, PeerHost,
-    PeerKind, PeerName, Route, Secret, Timeouts, TrunkFreq, TrunkMtu, TrunkSettings, ADMIN_PORT,
-    DEFAULT_RETRY_MIN, IAX2_PORT,
+    PeerKind, PeerName, PrivateKeyFile, PublicKeyFile, Route, Secret, Timeouts, TrunkFreq,
+    TrunkMtu, TrunkSettings, ADMIN_PORT, DEFAULT_RETRY_MIN, IAX2_PORT,
 };
-use crate::raw::{RawAdmin, RawConfig, RawLog, RawPeer, RawRoute, RawTimeouts};
-use crate::schema;
+use crate::raw::{Paths, RawAdmin, RawConfig, RawLog, RawPeer, RawRoute, RawTimeouts};
+use crate::{keyfile, schema};
 
 /// Most worker threads.
 const MAX_WORKERS: i64 = 256;
@@ -36,6 +36,8 @@ const UNREACHABLE_AFTER: RangeInclusive<i64> = 1..=10;
 const RETRY_MIN_SECS: RangeInclusive<i64> = 1..=60;
 /// `retry_max`, seconds.
 const RETRY_MAX_SECS: RangeInclusive<i64> = 1..=3600;
+/// Most `inkeys` of one peer.
+const MAX_INKEYS: usize = 16;
 
 /// Validation context: the file name for errors.
 struct Check<'a> {
@@ -161,6 +163,78 @@ impl Check<'_> {
             format!("the secret has {c} at character {}", i + 1)
         };
         Err(self.error(raw, path, what, Some(schema::SECRET)))
+    }
+
+    /// The `outkey` file: read, parsed and checked; an error is at the
+    /// path and never holds the file's content.
+    fn outkey(
+        &self,
+        raw: &Spanned<Option<String>>,
+        path: &str,
+    ) -> Result<PrivateKeyFile, ConfigError> {
+        let file = raw.value.as_deref().unwrap_or_default();
+        let invalid = |message| self.error(raw, path, message, Some(schema::OUTKEY));
+        let mut bytes = keyfile::read(file).map_err(invalid)?;
+        let key = keyfile::text(file, &bytes).and_then(|pem| PrivateKeyFile::from_pem(file, pem));
+        keyfile::wipe(&mut bytes);
+        key.map_err(invalid)
+    }
+
+    /// One `inkeys` file, `file`, written at `at`.
+    fn inkey<T>(
+        &self,
+        at: &Spanned<T>,
+        file: &str,
+        path: &str,
+    ) -> Result<PublicKeyFile, ConfigError> {
+        let invalid = |message| self.error(at, path, message, Some(schema::INKEY));
+        let bytes = keyfile::read(file).map_err(invalid)?;
+        keyfile::text(file, &bytes)
+            .and_then(|pem| PublicKeyFile::from_pem(file, pem))
+            .map_err(invalid)
+    }
+
+    /// The `inkeys` files: a list of 1 to [`MAX_INKEYS`] paths, or one.
+    fn inkeys(
+        &self,
+        raw: Option<&Spanned<Paths>>,
+        path: &str,
+    ) -> Result<Vec<PublicKeyFile>, ConfigError> {
+        match raw.map(|r| (r, &r.value)) {
+            None => Ok(Vec::new()),
+            Some((at, Paths::One(file))) => Ok(vec![self.inkey(at, file, path)?]),
+            Some((at, Paths::NotText(found))) => Err(ConfigError {
+                kind: ErrorKind::WrongType,
+                ..self.error(
+                    at,
+                    path,
+                    format!("expected a list of paths, found `{}`", shorten(found, 40)),
+                    Some(schema::INKEYS),
+                )
+            }),
+            Some((at, Paths::Many(files))) if files.is_empty() => Err(self.error(
+                at,
+                path,
+                "the list of inkeys is empty".to_owned(),
+                Some(schema::INKEYS),
+            )),
+            Some((_, Paths::Many(files))) => files
+                .iter()
+                .enumerate()
+                .map(|(i, file)| {
+                    let item = format!("{path}[{i}]");
+                    if i >= MAX_INKEYS {
+                        return Err(self.error(
+                            file,
+                            &item,
+                            format!("more than {MAX_INKEYS} inkeys"),
+                            Some(schema::INKEYS),
+                        ));
+                    }
+                    self.inkey(file, &file.value, &item)
+                })
+                .collect(),
+        }
     }
 
     fn trunkfreq(&self, value: &Spanned<i64>, path: &str) -> Result<TrunkFreq, ConfigError> {
@@ -428,14 +502,37 @@ impl Check<'_> {
             .as_ref()
             .map(|s| self.secret(s, &path("secret")))
             .transpose()?;
+        self.gateway_only(
+            kind,
+            p.outkey.as_ref(),
+            &path("outkey"),
+            "outkey",
+            "it signs a gateway's registration with another gateway",
+        )?;
+        self.gateway_only(
+            kind,
+            p.inkeys.as_ref(),
+            &path("inkeys"),
+            "inkeys",
+            "they check the signature of a gateway that registers here",
+        )?;
+        if let Some(inkeys) = p.inkeys.as_ref().filter(|_| host != PeerHost::Dynamic) {
+            return Err(self.error(
+                inkeys,
+                &path("inkeys"),
+                "inkeys check the signature of a peer that registers here; only a host: dynamic peer registers".to_owned(),
+                Some("host: dynamic on this peer, or no inkeys"),
+            ));
+        }
         if host == PeerHost::Dynamic {
-            // A dynamic gateway peer with a secret is a registrar-side
-            // peer: its address comes from its authenticated registration,
-            // so it needs no ACL (one given must still be complete).
-            if permit.is_empty() && secret.is_none() {
+            // A dynamic gateway peer with a secret or inkeys is a
+            // registrar-side peer: its address comes from its
+            // authenticated registration, so it needs no ACL (one given
+            // must still be complete).
+            if permit.is_empty() && secret.is_none() && p.inkeys.is_none() {
                 let allowed = match kind {
                     PeerKind::Pbx => "permit: [the peer's source ranges] with deny: [0.0.0.0/0, ::/0]",
-                    PeerKind::Gateway => "permit: [the peer's source ranges] with deny: [0.0.0.0/0, ::/0], or a secret (the peer then registers its address)",
+                    PeerKind::Gateway => "permit: [the peer's source ranges] with deny: [0.0.0.0/0, ::/0], or a secret or inkeys (the peer then registers its address)",
                 };
                 return Err(self.error(
                     &p.host,
@@ -477,6 +574,12 @@ impl Check<'_> {
             None => None,
         };
         let register = self.register(p, kind, host, secret.is_some(), &path)?;
+        let outkey = p
+            .outkey
+            .as_ref()
+            .map(|k| self.outkey(k, &path("outkey")))
+            .transpose()?;
+        let inkeys = self.inkeys(p.inkeys.as_ref(), &path("inkeys"))?;
         let refresh = self.gateway_duration(
             kind,
             p.refresh.as_ref(),
@@ -567,6 +670,8 @@ impl Check<'_> {
             keepalive,
             secret,
             register,
+            outkey,
+            inkeys,
             refresh,
             qualify,
             unreachable_after,
@@ -576,7 +681,9 @@ impl Check<'_> {
     }
 
     /// `register` and `username`: the name this gateway registers under
-    /// with the peer, when it does.
+    /// with the peer, when it does. Also the rules of `outkey`, which
+    /// needs `register: true`, and of `register: true`, which needs a
+    /// `secret` or an `outkey`.
     fn register(
         &self,
         p: &RawPeer,
@@ -608,6 +715,15 @@ impl Check<'_> {
                     Some("register: true on this peer, or no username"),
                 ));
             }
+            if let Some(outkey) = &p.outkey {
+                return Err(self.error(
+                    outkey,
+                    &path("outkey"),
+                    "outkey signs this gateway's registration; this peer has no register: true"
+                        .to_owned(),
+                    Some("register: true on this peer, or no outkey"),
+                ));
+            }
             return Ok(None);
         };
         if host == PeerHost::Dynamic {
@@ -619,13 +735,13 @@ impl Check<'_> {
                 Some("a static host (an IP address) on this peer, or no register"),
             ));
         }
-        if !has_secret {
+        if !has_secret && p.outkey.is_none() {
             return Err(self.error(
                 register,
                 &path("register"),
-                "register: true needs a secret, the one the far gateway has for this gateway"
+                "register: true needs a secret, the one the far gateway has for this gateway, or an outkey, this gateway's RSA private key whose public key the far gateway has in its inkeys"
                     .to_owned(),
-                Some("secret: the shared secret on this peer, or no register"),
+                Some("secret: the shared secret, or outkey: the private key file, on this peer; or no register"),
             ));
         }
         let Some(username) = &p.username else {

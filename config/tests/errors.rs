@@ -398,8 +398,9 @@ fn register_needs_a_static_host_a_secret_and_a_username() {
     assert_eq!(
         e.to_string(),
         "site.yaml:8:15: peers.gw.register: register: true needs a secret, the one the far \
-         gateway has for this gateway; allowed: secret: the shared secret on this peer, or no \
-         register"
+         gateway has for this gateway, or an outkey, this gateway's RSA private key whose public \
+         key the far gateway has in its inkeys; allowed: secret: the shared secret, or outkey: \
+         the private key file, on this peer; or no register"
     );
     let e = err(&gw_with(&["secret: x", "register: true"]));
     assert_eq!(
@@ -565,7 +566,8 @@ fn registrar_side_dynamic_gateway_peer() {
         e.to_string(),
         "site.yaml:6:11: peers.gw.host: host: dynamic needs a permit range, otherwise any \
          address on the internet could claim this peer; allowed: permit: [the peer's source \
-         ranges] with deny: [0.0.0.0/0, ::/0], or a secret (the peer then registers its address)"
+         ranges] with deny: [0.0.0.0/0, ::/0], or a secret or inkeys (the peer then registers \
+         its address)"
     );
     // A PBX cannot use a secret to stand in for the ACL.
     let e = err(&with("10.0.0.1", "dynamic\n    secret: x"));
@@ -582,7 +584,8 @@ fn unknown_key_in_a_peer() {
         e.to_string(),
         "site.yaml:8:5: peers.gw.password: unknown key `password`; allowed: the keys host, \
          kind, trunk, trunkfreq, trunkmtu, trunktimestamps, permit, deny, maxcalls, keepalive, \
-         secret, register, username, refresh, qualify, unreachable_after, retry_min, retry_max"
+         secret, register, username, outkey, inkeys, refresh, qualify, unreachable_after, \
+         retry_min, retry_max"
     );
     assert_eq!(e.file, "site.yaml");
     assert_eq!(e.message, "unknown key `password`");

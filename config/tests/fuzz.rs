@@ -51,6 +51,8 @@ const YAML_BITS: &[&str] = &[
     "secret:",
     "register:",
     "username:",
+    "outkey:",
+    "inkeys:",
     "retry_max:",
     "\t",
     "\u{feff}",
