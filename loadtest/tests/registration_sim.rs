@@ -55,6 +55,8 @@ fn peer(name: &str, host: &str, kind: PeerKind, trunk: Option<TrunkSettings>) ->
         unreachable_after: None,
         retry_min: None,
         retry_max: None,
+        outkey: None,
+        inkeys: Vec::new(),
     }
 }
 

@@ -78,6 +78,8 @@ fn setup() -> Setup {
         unreachable_after: None,
         retry_min: None,
         retry_max: None,
+        outkey: None,
+        inkeys: Vec::new(),
     };
     let config = Config {
         listen: addr("10.0.0.9:4569"),

@@ -301,6 +301,8 @@ pub fn relay(mut data: &[u8]) {
         unreachable_after: None,
         retry_min: None,
         retry_max: None,
+        outkey: None,
+        inkeys: Vec::new(),
     };
     let mut dynamic = peer("roamer", PeerHost::Dynamic, PeerKind::Pbx, None);
     dynamic.permit = vec!["10.1.0.0/16".parse().expect("literal range")];

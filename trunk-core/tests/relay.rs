@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use iax2_config::{
-    CalledPrefix, Config, Peer, PeerHost, PeerKind, PeerName, Route, Secret, Timeouts,
-    TrunkSettings,
+    CalledPrefix, Config, Peer, PeerHost, PeerKind, PeerName, PrivateKeyFile, PublicKeyFile, Route,
+    Secret, Timeouts, TrunkSettings,
 };
 use trunk_core::relay::{DropReason, Relay, RelayWorker};
 use trunk_core::time::Instant;
@@ -49,6 +49,8 @@ fn peer(name: &str, host: &str, kind: PeerKind, trunk: Option<TrunkSettings>) ->
         unreachable_after: None,
         retry_min: None,
         retry_max: None,
+        outkey: None,
+        inkeys: Vec::new(),
     }
 }
 
@@ -111,14 +113,26 @@ impl Pair {
     /// B under the name B gives it ("gw") with `secret`; B knows the
     /// secret `b_secret`.
     fn behind_nat(secret: &str, b_secret: &str) -> Self {
-        let now = Instant::from_millis(1_000);
-        let mut ca = site(GW_A, PBX_A, GW_B, TrunkSettings::default());
-        ca.peers[1].register = Some(PeerName::new("gw").unwrap());
+        let (mut ca, mut cb) = nat_sites();
         ca.peers[1].secret = Some(Secret::new(secret).unwrap());
-        let mut cb = site(GW_B, PBX_B, GW_A, TrunkSettings::default());
-        cb.peers[1].host = PeerHost::Dynamic;
         cb.peers[1].secret = Some(Secret::new(b_secret).unwrap());
-        let mut pair = Self::from_configs(now, &ca, &cb);
+        Self::with_nat(&ca, &cb)
+    }
+
+    /// Like [`behind_nat`](Self::behind_nat) with RSA instead of a
+    /// secret: A signs with `gw-a.key`; B checks with `b_key` (a public key
+    /// file of `config/tests/keys`).
+    fn behind_nat_rsa(b_key: &str) -> Self {
+        let keys = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/tests/keys/");
+        let read = |name: &str| std::fs::read_to_string(format!("{keys}{name}")).unwrap();
+        let (mut ca, mut cb) = nat_sites();
+        ca.peers[1].outkey = Some(PrivateKeyFile::from_pem("gw-a.key", &read("gw-a.key")).unwrap());
+        cb.peers[1].inkeys = vec![PublicKeyFile::from_pem(b_key, &read(b_key)).unwrap()];
+        Self::with_nat(&ca, &cb)
+    }
+
+    fn with_nat(ca: &Config, cb: &Config) -> Self {
+        let mut pair = Self::from_configs(Instant::from_millis(1_000), ca, cb);
         pair.nat = Some(addr(NAT_1));
         pair
     }
@@ -213,6 +227,16 @@ impl Pair {
         self.now = end;
         out
     }
+}
+
+/// Site A registering with site B ("gw" on both sides), B's peer for A
+/// dynamic; no credentials yet.
+fn nat_sites() -> (Config, Config) {
+    let mut ca = site(GW_A, PBX_A, GW_B, TrunkSettings::default());
+    ca.peers[1].register = Some(PeerName::new("gw").unwrap());
+    let mut cb = site(GW_B, PBX_B, GW_A, TrunkSettings::default());
+    cb.peers[1].host = PeerHost::Dynamic;
+    (ca, cb)
 }
 
 fn cn(n: u16) -> CallNumber {
@@ -1996,4 +2020,37 @@ fn a_call_with_voice_one_way_only_is_reported_once_on_both_gateways() {
     }
     assert_eq!(pair.a.counters().snapshot().calls_one_way, 0);
     assert_eq!(pair.b.counters().snapshot().calls_one_way, 0);
+}
+
+#[test]
+fn a_gateway_registers_with_an_rsa_signature_and_a_wrong_key_is_refused() {
+    use trunk_core::relay::{RegistrationState, RejectCause};
+    let mut pair = Pair::behind_nat_rsa("gw-a.pub");
+    pair.advance(2_000);
+    let reg = pair.a.relay().link_views(pair.now)[0]
+        .registration
+        .clone()
+        .unwrap();
+    assert_eq!(reg.state, RegistrationState::Registered, "{reg:?}");
+    assert_eq!(reg.apparent, Some(addr(NAT_1)));
+    assert_eq!(
+        pair.b.relay().link_views(pair.now)[0].addr,
+        Some(addr(NAT_1))
+    );
+
+    // B holds another gateway's public key: the signature does not match.
+    let mut pair = Pair::behind_nat_rsa("gw-other.pub");
+    pair.advance(30_000);
+    let reg = pair.a.relay().link_views(pair.now)[0]
+        .registration
+        .clone()
+        .unwrap();
+    assert_eq!(reg.state, RegistrationState::Rejected);
+    assert_eq!(reg.accepted, 0);
+    let r = pair.b.relay().link_views(pair.now)[0]
+        .registrar
+        .clone()
+        .unwrap();
+    assert_eq!(r.last_reject, Some(RejectCause::BadSecret));
+    assert_eq!(pair.b.relay().link_views(pair.now)[0].addr, None);
 }

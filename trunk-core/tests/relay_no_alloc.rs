@@ -67,6 +67,8 @@ fn relay_media_path_does_not_allocate() {
         unreachable_after: None,
         retry_min: None,
         retry_max: None,
+        outkey: None,
+        inkeys: Vec::new(),
     };
     let config = Config {
         listen: addr("127.0.0.1:4569"),

@@ -26,7 +26,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use core::time::Duration;
-use md5::{Digest, Md5};
 
 use iax2_config::{Peer, PeerHost, PeerKind};
 
@@ -35,6 +34,7 @@ use super::counters::{DropReason, Kind};
 use super::peers::{PeerId, PeerState};
 use super::replies::Header;
 use super::{Relay, RelayWorker};
+use crate::peering::auth::{self, SignerRng};
 use crate::peering::registration::{RegistrationClient, RegistrationSettings, RegistrationState};
 use crate::time::Instant;
 use crate::transmit::Transmit;
@@ -67,7 +67,8 @@ pub enum RejectCause {
     UnknownPeer,
     /// The peer's permit/deny rules refuse the source (no reply).
     Acl,
-    /// The MD5 RESULT matches no challenge still open.
+    /// The MD5 or RSA RESULT matches no challenge still open (a wrong
+    /// secret or key).
     BadSecret,
     /// The far registrar refused ours (REGREJ), with its cause.
     Refused,
@@ -118,6 +119,8 @@ pub(crate) struct LinkRegistration {
     /// port it uses now (`None`: the listen port).
     pub(crate) moves: u64,
     pub(crate) local_port: Option<u16>,
+    /// Blinding for this gateway's RSA signatures (`outkey`).
+    signer: SignerRng,
 }
 
 /// What the registrar side keeps per peer.
@@ -158,6 +161,7 @@ impl LinkRegistration {
             },
             moves: 0,
             local_port: None,
+            signer: SignerRng::new(seed ^ 0x0051_6e00_b11d),
         }
     }
 
@@ -196,26 +200,13 @@ fn client_for(config: &Peer, seed: u64) -> Option<RegistrationClient> {
     settings_of(config).map(|s| RegistrationClient::new(s, seed))
 }
 
-/// Whether `config` is a peer that registers with this gateway.
-fn is_registrant(p: &PeerState) -> bool {
+/// Whether `p` is a peer that registers with this gateway: a dynamic
+/// gateway peer with a `secret` or `inkeys` to check it by.
+pub(crate) fn is_registrant(p: &PeerState) -> bool {
     !p.retired
         && p.config.kind == PeerKind::Gateway
         && p.config.host == PeerHost::Dynamic
-        && p.config.secret.is_some()
-}
-
-/// `lowercase_hex(MD5(challenge || secret))` (PROTOCOL.md 14.2).
-pub(crate) fn md5_result(challenge: &[u8], secret: &str) -> String {
-    let mut h = Md5::new();
-    h.update(challenge);
-    h.update(secret.as_bytes());
-    h.finalize()
-        .iter()
-        .fold(String::with_capacity(32), |mut s, b| {
-            use std::fmt::Write as _;
-            let _ = write!(s, "{b:02x}");
-            s
-        })
+        && (p.config.secret.is_some() || !p.config.inkeys.is_empty())
 }
 
 /// The registration view of one gateway peer (see
@@ -397,9 +388,7 @@ impl RelayWorker {
     ) -> bool {
         let gen = Arc::clone(&self.gen);
         let state = gen.peers.get(peer);
-        let (Some(username), Some(secret)) =
-            (state.config.register.as_ref(), state.config.secret.as_ref())
-        else {
+        let Some(username) = state.config.register.as_ref() else {
             return false;
         };
         let ies = IeBlock::new_checked(frame.payload()).ok();
@@ -421,12 +410,33 @@ impl RelayWorker {
                     .and_then(|i| i.auth_methods().ok().flatten())
                     .unwrap_or_default();
                 let challenge = ies.as_ref().and_then(IeLookup::challenge);
-                let Some(challenge) = challenge.filter(|_| methods.contains(AuthMethods::MD5))
-                else {
-                    if let Some(c) = state.registration.lock().client.as_mut() {
-                        c.rejected(now, "the registrar offers no MD5 challenge");
+                // RSA when both sides have keys for it, else MD5 (the
+                // order Asterisk's client uses).
+                let answer = challenge.and_then(|challenge| {
+                    let rsa = methods.contains(AuthMethods::RSA);
+                    let md5 = methods.contains(AuthMethods::MD5);
+                    match (&state.config.outkey, &state.config.secret) {
+                        (Some(key), _) if rsa => {
+                            let mut reg = state.registration.lock();
+                            let result = auth::rsa_result(key.key(), &mut reg.signer, challenge);
+                            string_ie(IeType::RsaResult, &result)
+                        }
+                        (_, Some(secret)) if md5 => string_ie(
+                            IeType::Md5Result,
+                            &auth::md5_result(challenge, secret.expose()),
+                        ),
+                        _ => None,
                     }
-                    state.registration.lock().reject(RejectCause::NoMethod);
+                });
+                let Some(answer) = answer else {
+                    let mut reg = state.registration.lock();
+                    if let Some(c) = reg.client.as_mut() {
+                        c.rejected(
+                            now,
+                            "the registrar offers no method this gateway has a key for",
+                        );
+                    }
+                    reg.reject(RejectCause::NoMethod);
                     return true;
                 };
                 let Some(refresh) = state
@@ -441,10 +451,7 @@ impl RelayWorker {
                 let mut reply = IeList::new();
                 reply.extend(string_ie(IeType::Username, username.as_str()));
                 reply.push(Ie::u16(IeType::Refresh, refresh_secs(refresh)));
-                reply.extend(string_ie(
-                    IeType::Md5Result,
-                    &md5_result(challenge, secret.expose()),
-                ));
+                reply.push(answer);
                 let header = Header {
                     source: link_number(),
                     dest: frame.source_call_number(),
@@ -538,12 +545,6 @@ impl RelayWorker {
             self.counters.count_drop(DropReason::Acl);
             return true;
         }
-        let secret = peer
-            .config
-            .secret
-            .as_ref()
-            .map(|s| s.expose())
-            .unwrap_or("");
         let reply_header = |subclass: IaxSubclass, step: u8| Header {
             source: link_number(),
             dest: frame.source_call_number(),
@@ -552,7 +553,9 @@ impl RelayWorker {
             iseqno: frame.oseqno().0.wrapping_add(1),
             subclass,
         };
-        let Some(result) = ies.md5_result().ok().flatten() else {
+        let md5 = ies.md5_result().ok().flatten();
+        let rsa = ies.rsa_result().ok().flatten();
+        if md5.is_none() && rsa.is_none() {
             // First step: a challenge.
             let challenge = {
                 let mut reg = peer.registration.lock();
@@ -564,20 +567,41 @@ impl RelayWorker {
                 r.challenges.push_back((c, now));
                 c
             };
+            let mut methods = AuthMethods::default();
+            if peer.config.secret.is_some() {
+                methods = methods | AuthMethods::MD5;
+            }
+            if !peer.config.inkeys.is_empty() {
+                methods = methods | AuthMethods::RSA;
+            }
             let mut reply = IeList::new();
-            reply.push(Ie::auth_methods(AuthMethods::MD5));
+            reply.push(Ie::auth_methods(methods));
             reply.extend(string_ie(IeType::Challenge, &challenge.to_string()));
             reply.extend(string_ie(IeType::Username, peer.config.name.as_str()));
             self.send_link(out, id, from, reply_header(IaxSubclass::RegAuth, 0), &reply);
             return true;
-        };
+        }
         let matched = {
             let mut reg = peer.registration.lock();
             let r = &mut reg.registrar;
             r.challenges
                 .retain(|(_, t)| now.saturating_duration_since(*t) < CHALLENGE_LIFETIME);
             let hit = r.challenges.iter().position(|(c, _)| {
-                md5_result(c.to_string().as_bytes(), secret).eq_ignore_ascii_case(result)
+                let challenge = c.to_string();
+                let by_rsa = rsa.is_some_and(|result| {
+                    auth::rsa_matches(
+                        peer.config.inkeys.iter().map(|k| k.key()),
+                        challenge.as_bytes(),
+                        result,
+                    )
+                });
+                let by_md5 = match (md5, &peer.config.secret) {
+                    (Some(result), Some(secret)) => {
+                        auth::md5_matches(challenge.as_bytes(), secret.expose(), result)
+                    }
+                    _ => false,
+                };
+                by_rsa || by_md5
             });
             if let Some(i) = hit {
                 r.challenges.remove(i);

@@ -152,8 +152,7 @@ impl Relay {
                     )
                 };
                 let reg = p.registration.lock();
-                let registrant =
-                    p.config.host == iax2_config::PeerHost::Dynamic && p.config.secret.is_some();
+                let registrant = super::link_registration::is_registrant(p);
                 LinkView {
                     peer: p.config.name.as_str().to_owned(),
                     state,
