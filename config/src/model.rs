@@ -283,6 +283,34 @@ pub struct Peer {
 pub const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(10);
 
 impl Peer {
+    /// A peer with every optional setting at its default: no trunking, no
+    /// `permit`/`deny`, no call limit, no registration, default link
+    /// timers. For code that builds a configuration without a file (tests,
+    /// simulations); fields not named here are set on the result.
+    pub fn new(name: PeerName, host: PeerHost, kind: PeerKind) -> Self {
+        Self {
+            name,
+            host,
+            kind,
+            trunk: None,
+            permit: Vec::new(),
+            deny: Vec::new(),
+            maxcalls: None,
+            keepalive: None,
+            secret: None,
+            register: None,
+            refresh: None,
+            qualify: None,
+            unreachable_after: None,
+            retry_min: None,
+            retry_max: None,
+            outkey: None,
+            inkeys: Vec::new(),
+        }
+    }
+}
+
+impl Peer {
     /// Seconds between this gateway's probes of the peer; `None` for a PBX
     /// or with `keepalive: 0`.
     pub fn keepalive_interval(&self) -> Option<Duration> {

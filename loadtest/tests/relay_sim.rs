@@ -66,23 +66,12 @@ fn addr(s: &str) -> SocketAddr {
 
 fn peer(name: &str, host: &str, kind: PeerKind, trunk: Option<TrunkSettings>) -> Peer {
     Peer {
-        name: PeerName::new(name).unwrap(),
-        host: PeerHost::Static(addr(host)),
-        kind,
         trunk,
-        permit: vec![],
-        deny: vec![],
-        maxcalls: None,
-        keepalive: None,
-        secret: None,
-        register: None,
-        refresh: None,
-        qualify: None,
-        unreachable_after: None,
-        retry_min: None,
-        retry_max: None,
-        outkey: None,
-        inkeys: Vec::new(),
+        ..Peer::new(
+            PeerName::new(name).unwrap(),
+            PeerHost::Static(addr(host)),
+            kind,
+        )
     }
 }
 

@@ -63,23 +63,8 @@ fn setup() -> Setup {
     let (pbx, gw) = (addr("10.0.0.1:4569"), addr("10.0.0.2:4569"));
     let name = |s: &str| PeerName::new(s).expect("literal name");
     let peer = |n: &str, host, kind, trunk| Peer {
-        name: name(n),
-        host: PeerHost::Static(host),
-        kind,
         trunk,
-        permit: vec![],
-        deny: vec![],
-        maxcalls: None,
-        keepalive: None,
-        secret: None,
-        register: None,
-        refresh: None,
-        qualify: None,
-        unreachable_after: None,
-        retry_min: None,
-        retry_max: None,
-        outkey: None,
-        inkeys: Vec::new(),
+        ..Peer::new(name(n), PeerHost::Static(host), kind)
     };
     let config = Config {
         listen: addr("10.0.0.9:4569"),

@@ -286,23 +286,8 @@ pub fn relay(mut data: &[u8]) {
         sa("10.1.2.3:4569"),
     ];
     let peer = |n: &str, host, kind, trunk| Peer {
-        name: name(n),
-        host,
-        kind,
         trunk,
-        permit: vec![],
-        deny: vec![],
-        maxcalls: None,
-        keepalive: None,
-        secret: None,
-        register: None,
-        refresh: None,
-        qualify: None,
-        unreachable_after: None,
-        retry_min: None,
-        retry_max: None,
-        outkey: None,
-        inkeys: Vec::new(),
+        ..Peer::new(name(n), host, kind)
     };
     let mut dynamic = peer("roamer", PeerHost::Dynamic, PeerKind::Pbx, None);
     dynamic.permit = vec!["10.1.0.0/16".parse().expect("literal range")];

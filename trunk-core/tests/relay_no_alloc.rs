@@ -52,23 +52,8 @@ fn cn(n: u16) -> CallNumber {
 fn relay_media_path_does_not_allocate() {
     let (pbx, gw) = (addr("127.0.0.1:5000"), addr("127.0.0.2:4569"));
     let peer = |name: &str, host, kind, trunk| Peer {
-        name: PeerName::new(name).unwrap(),
-        host: PeerHost::Static(host),
-        kind,
         trunk,
-        permit: vec![],
-        deny: vec![],
-        maxcalls: None,
-        keepalive: None,
-        secret: None,
-        register: None,
-        refresh: None,
-        qualify: None,
-        unreachable_after: None,
-        retry_min: None,
-        retry_max: None,
-        outkey: None,
-        inkeys: Vec::new(),
+        ..Peer::new(PeerName::new(name).unwrap(), PeerHost::Static(host), kind)
     };
     let config = Config {
         listen: addr("127.0.0.1:4569"),
