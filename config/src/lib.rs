@@ -23,6 +23,9 @@
 //! timeouts:                    # optional, seconds
 //!   call_idle: 60
 //!   drain: 60                  # SIGTERM waits this long for calls to end
+//! admission:                   # optional, limits on what may open calls
+//!   maxcallnumbers: 4096       # table entries per source IP address
+//!   new_rate: 1000             # NEW/POKE/REGREQ per second per source IP
 //! admin:                       # optional, the HTTP admin listener
 //!   listen: 127.0.0.1:9569     # the default; `none` turns it off
 //! log:                         # optional
@@ -102,10 +105,10 @@ pub use rsa;
 
 pub use error::{ConfigError, ErrorKind};
 pub use model::{
-    AdminSettings, CalledPrefix, Config, LogFormat, LogLevel, LogSettings, Peer, PeerHost,
-    PeerKind, PeerName, PrivateKeyFile, PublicKeyFile, Route, Secret, Timeouts, TrunkFreq,
-    TrunkMtu, TrunkSettings, ADMIN_PORT, DEFAULT_KEEPALIVE, DEFAULT_QUALIFY, DEFAULT_REFRESH,
-    DEFAULT_RETRY_MAX, DEFAULT_RETRY_MIN, DEFAULT_UNREACHABLE_AFTER, IAX2_PORT,
+    AdminSettings, Admission, CalledPrefix, Config, LogFormat, LogLevel, LogSettings, Peer,
+    PeerHost, PeerKind, PeerName, PrivateKeyFile, PublicKeyFile, Route, Secret, Timeouts,
+    TrunkFreq, TrunkMtu, TrunkSettings, ADMIN_PORT, DEFAULT_KEEPALIVE, DEFAULT_QUALIFY,
+    DEFAULT_REFRESH, DEFAULT_RETRY_MAX, DEFAULT_RETRY_MIN, DEFAULT_UNREACHABLE_AFTER, IAX2_PORT,
 };
 
 /// The largest configuration file accepted, 1 MiB.

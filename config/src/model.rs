@@ -537,6 +537,62 @@ pub struct Timeouts {
     /// `drain`: after SIGTERM the gateway refuses new calls and waits this
     /// long at most for the calls in its table to end (default 60 s).
     pub drain: Duration,
+    /// The limits of the top-level `admission:` map. Carried here, with
+    /// the other settings every configuration built in code takes from
+    /// `Timeouts::default()`, so such configurations need no new field.
+    pub admission: Admission,
+}
+
+/// Admission control (`admission:`): what a source, a call or the whole
+/// gateway may open, and for how long a call may stay unanswered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Admission {
+    /// `maxcallnumbers`: table entries (calls, POKE and registration
+    /// exchanges, lingering calls) opened from one source IP address,
+    /// any port, at once (default 4096, as Asterisk's per-address
+    /// `maxcallnumbers`). Gateway peers are not limited per source.
+    pub maxcallnumbers: u32,
+    /// `new_rate`: NEW, POKE and REGREQ per second from one source IP
+    /// address (default 1000); the excess is dropped unanswered.
+    pub new_rate: u32,
+    /// `new_burst`: how many of those may come at once (default 2000).
+    pub new_burst: u32,
+    /// `max_unanswered`: exchanges in the whole table waiting for the far
+    /// side's first reply (default 4096).
+    pub max_unanswered: u32,
+    /// `max_calls`: table entries in all (default: the whole table,
+    /// 32765 call numbers).
+    pub max_calls: u32,
+    /// `control_rate`: DTMF, text and control frames per second from one
+    /// leg of a call (default 50); the excess is dropped, HANGUP never.
+    pub control_rate: u32,
+    /// `control_burst`: how many of those may come at once (default 100).
+    pub control_burst: u32,
+    /// `answer_timeout`: a call not answered this long after its NEW, or
+    /// a POKE or registration exchange not complete, is reaped (default
+    /// 600 s). Encrypted calls, whose ANSWER the gateway cannot read, keep
+    /// only the idle timer.
+    pub answer_timeout: Duration,
+}
+
+impl Admission {
+    /// Call numbers the table has (2 to 32766).
+    pub const TABLE_SIZE: u32 = 32765;
+}
+
+impl Default for Admission {
+    fn default() -> Self {
+        Self {
+            maxcallnumbers: 4096,
+            new_rate: 1000,
+            new_burst: 2000,
+            max_unanswered: 4096,
+            max_calls: Self::TABLE_SIZE,
+            control_rate: 50,
+            control_burst: 100,
+            answer_timeout: Duration::from_secs(600),
+        }
+    }
 }
 
 impl Default for Timeouts {
@@ -547,6 +603,7 @@ impl Default for Timeouts {
             hangup_linger: Duration::from_secs(10),
             callno_quarantine: Duration::from_secs(60),
             drain: Duration::from_secs(60),
+            admission: Admission::default(),
         }
     }
 }

@@ -21,6 +21,7 @@ pub(crate) struct RawConfig {
     pub(crate) trunktimestamps: Option<Spanned<bool>>,
     pub(crate) udp_gso: Option<Spanned<bool>>,
     pub(crate) timeouts: Option<Spanned<RawTimeouts>>,
+    pub(crate) admission: Option<Spanned<RawAdmission>>,
     pub(crate) admin: Option<Spanned<RawAdmin>>,
     pub(crate) log: Option<Spanned<RawLog>>,
     pub(crate) peers: Spanned<PeerMap>,
@@ -36,6 +37,20 @@ pub(crate) struct RawTimeouts {
     pub(crate) hangup_linger: Option<Spanned<i64>>,
     pub(crate) callno_quarantine: Option<Spanned<i64>>,
     pub(crate) drain: Option<Spanned<i64>>,
+}
+
+/// `admission:`, limits on what may open calls.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAdmission {
+    pub(crate) maxcallnumbers: Option<Spanned<i64>>,
+    pub(crate) new_rate: Option<Spanned<i64>>,
+    pub(crate) new_burst: Option<Spanned<i64>>,
+    pub(crate) max_unanswered: Option<Spanned<i64>>,
+    pub(crate) max_calls: Option<Spanned<i64>>,
+    pub(crate) control_rate: Option<Spanned<i64>>,
+    pub(crate) control_burst: Option<Spanned<i64>>,
+    pub(crate) answer_timeout: Option<Spanned<i64>>,
 }
 
 /// `admin:`, the admin HTTP listener.

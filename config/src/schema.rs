@@ -54,6 +54,16 @@ pub(crate) const ROUTES: &str = "a list of routes, at least one";
 pub(crate) const ROUTE: &str = "a map with to, and optionally from and prefix";
 pub(crate) const TIMEOUTS: &str =
     "a map with call_idle, setup, hangup_linger, callno_quarantine, drain";
+pub(crate) const ADMISSION: &str =
+    "a map with maxcallnumbers, new_rate, new_burst, max_unanswered, max_calls, control_rate, control_burst, answer_timeout";
+pub(crate) const MAXCALLNUMBERS: &str = "1 to 32765 (table entries per source address)";
+pub(crate) const NEW_RATE: &str = "1 to 100000 (per second, per source address)";
+pub(crate) const NEW_BURST: &str = "1 to 100000 (at once, per source address)";
+pub(crate) const MAX_UNANSWERED: &str = "1 to 32765 (exchanges waiting for a first reply)";
+pub(crate) const MAX_CALLS_ALL: &str = "1 to 32765 (table entries)";
+pub(crate) const CONTROL_RATE: &str = "1 to 10000 (frames per second, per call leg)";
+pub(crate) const CONTROL_BURST: &str = "1 to 10000 (frames at once, per call leg)";
+pub(crate) const ANSWER_TIMEOUT: &str = "10 to 86400 (seconds)";
 pub(crate) const ADMIN: &str = "a map with listen";
 pub(crate) const ADMIN_LISTEN: &str =
     "an IP address with optional :port (default 9569), e.g. 127.0.0.1:9569, or none (no admin listener)";
@@ -61,7 +71,7 @@ pub(crate) const LOG: &str = "a map with format and level";
 pub(crate) const LOG_FORMAT: &str = "human or json";
 pub(crate) const LOG_LEVEL: &str = "error, warn, info, debug or trace";
 pub(crate) const TOP: &str =
-    "a map with peers and routes, and optionally listen, workers, trunkfreq, trunkmtu, trunktimestamps, udp_gso, timeouts, admin, log";
+    "a map with peers and routes, and optionally listen, workers, trunkfreq, trunkmtu, trunktimestamps, udp_gso, timeouts, admission, admin, log";
 
 const NUMBER: &str = "a whole number";
 const BOOLEAN: &str = "a boolean";
@@ -94,6 +104,7 @@ pub(crate) fn expected_at(path: &[Segment]) -> Option<Expect> {
             "trunktimestamps" => expect(BOOLEAN, BOOL),
             "udp_gso" => expect(BOOLEAN, BOOL),
             "timeouts" => expect(MAP, TIMEOUTS),
+            "admission" => expect(MAP, ADMISSION),
             "admin" => expect(MAP, ADMIN),
             "log" => expect(MAP, LOG),
             "peers" => expect(MAP, PEERS),
@@ -101,6 +112,17 @@ pub(crate) fn expected_at(path: &[Segment]) -> Option<Expect> {
             _ => return None,
         },
         [top, Key(_)] if key(top)? == "timeouts" => expect(NUMBER, SECONDS),
+        [top, Key(k)] if key(top)? == "admission" => match k.as_str() {
+            "maxcallnumbers" => expect(NUMBER, MAXCALLNUMBERS),
+            "new_rate" => expect(NUMBER, NEW_RATE),
+            "new_burst" => expect(NUMBER, NEW_BURST),
+            "max_unanswered" => expect(NUMBER, MAX_UNANSWERED),
+            "max_calls" => expect(NUMBER, MAX_CALLS_ALL),
+            "control_rate" => expect(NUMBER, CONTROL_RATE),
+            "control_burst" => expect(NUMBER, CONTROL_BURST),
+            "answer_timeout" => expect(NUMBER, ANSWER_TIMEOUT),
+            _ => return None,
+        },
         [top, Key(k)] if key(top)? == "admin" && k == "listen" => expect(TEXT, ADMIN_LISTEN),
         [top, Key(k)] if key(top)? == "log" => match k.as_str() {
             "format" => expect(TEXT, LOG_FORMAT),
@@ -171,6 +193,9 @@ mod tests {
         assert_eq!(at(&["timeouts", "setup"]), Some(SECONDS));
         assert_eq!(at(&["timeouts", "drain"]), Some(SECONDS));
         assert_eq!(at(&["admin"]), Some(ADMIN));
+        assert_eq!(at(&["admission"]), Some(ADMISSION));
+        assert_eq!(at(&["admission", "new_rate"]), Some(NEW_RATE));
+        assert_eq!(at(&["admission", "nope"]), None);
         assert_eq!(at(&["admin", "listen"]), Some(ADMIN_LISTEN));
         assert_eq!(at(&["log", "level"]), Some(LOG_LEVEL));
         assert_eq!(at(&["log", "nope"]), None);

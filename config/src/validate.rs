@@ -13,11 +13,13 @@ use serde_saphyr::Spanned;
 use crate::error::{ConfigError, ErrorKind};
 use crate::locate::shorten;
 use crate::model::{
-    AdminSettings, CalledPrefix, Config, LogFormat, LogLevel, LogSettings, Peer, PeerHost,
-    PeerKind, PeerName, PrivateKeyFile, PublicKeyFile, Route, Secret, Timeouts, TrunkFreq,
-    TrunkMtu, TrunkSettings, ADMIN_PORT, DEFAULT_RETRY_MIN, IAX2_PORT,
+    AdminSettings, Admission, CalledPrefix, Config, LogFormat, LogLevel, LogSettings, Peer,
+    PeerHost, PeerKind, PeerName, PrivateKeyFile, PublicKeyFile, Route, Secret, Timeouts,
+    TrunkFreq, TrunkMtu, TrunkSettings, ADMIN_PORT, DEFAULT_RETRY_MIN, IAX2_PORT,
 };
-use crate::raw::{Paths, RawAdmin, RawConfig, RawLog, RawPeer, RawRoute, RawTimeouts};
+use crate::raw::{
+    Paths, RawAdmin, RawAdmission, RawConfig, RawLog, RawPeer, RawRoute, RawTimeouts,
+};
 use crate::{keyfile, schema};
 
 /// Most worker threads.
@@ -300,7 +302,91 @@ impl Check<'_> {
                 default.callno_quarantine,
             )?,
             drain: self.seconds(t.drain.as_ref(), "timeouts.drain", default.drain)?,
+            admission: default.admission,
         })
+    }
+
+    /// `admission:`, each key in its range, defaults for the rest.
+    fn admission(&self, raw: Option<&Spanned<RawAdmission>>) -> Result<Admission, ConfigError> {
+        let mut a = Admission::default();
+        let Some(raw) = raw else {
+            return Ok(a);
+        };
+        let r = &raw.value;
+        let table = i64::from(Admission::TABLE_SIZE);
+        let count = |value: &Option<Spanned<i64>>,
+                     default: u32,
+                     key: &str,
+                     range: RangeInclusive<i64>,
+                     allowed: &str|
+         -> Result<u32, ConfigError> {
+            match value {
+                Some(v) => {
+                    let n = self.ranged(v, range, &format!("admission.{key}"), allowed)?;
+                    Ok(u32::try_from(n).unwrap_or(u32::MAX))
+                }
+                None => Ok(default),
+            }
+        };
+        a.maxcallnumbers = count(
+            &r.maxcallnumbers,
+            a.maxcallnumbers,
+            "maxcallnumbers",
+            1..=table,
+            schema::MAXCALLNUMBERS,
+        )?;
+        a.new_rate = count(
+            &r.new_rate,
+            a.new_rate,
+            "new_rate",
+            1..=100_000,
+            schema::NEW_RATE,
+        )?;
+        a.new_burst = count(
+            &r.new_burst,
+            a.new_burst,
+            "new_burst",
+            1..=100_000,
+            schema::NEW_BURST,
+        )?;
+        a.max_unanswered = count(
+            &r.max_unanswered,
+            a.max_unanswered,
+            "max_unanswered",
+            1..=table,
+            schema::MAX_UNANSWERED,
+        )?;
+        a.max_calls = count(
+            &r.max_calls,
+            a.max_calls,
+            "max_calls",
+            1..=table,
+            schema::MAX_CALLS_ALL,
+        )?;
+        a.control_rate = count(
+            &r.control_rate,
+            a.control_rate,
+            "control_rate",
+            1..=10_000,
+            schema::CONTROL_RATE,
+        )?;
+        a.control_burst = count(
+            &r.control_burst,
+            a.control_burst,
+            "control_burst",
+            1..=10_000,
+            schema::CONTROL_BURST,
+        )?;
+        if let Some(v) = &r.answer_timeout {
+            let secs = self.ranged(
+                v,
+                10..=MAX_TIMEOUT_SECS,
+                "admission.answer_timeout",
+                schema::ANSWER_TIMEOUT,
+            )?;
+            a.answer_timeout = Duration::from_secs(secs.unsigned_abs());
+        }
+        Ok(a)
     }
 
     fn admin(&self, raw: Option<&Spanned<RawAdmin>>) -> Result<AdminSettings, ConfigError> {
@@ -872,7 +958,8 @@ pub(crate) fn validate(raw: RawConfig, file: &str) -> Result<Config, ConfigError
             .as_ref()
             .map_or(defaults.timestamps, |t| t.value),
     };
-    let timeouts = c.timeouts(raw.timeouts.as_ref())?;
+    let mut timeouts = c.timeouts(raw.timeouts.as_ref())?;
+    timeouts.admission = c.admission(raw.admission.as_ref())?;
     let admin = c.admin(raw.admin.as_ref())?;
     let log = c.log(raw.log.as_ref())?;
 

@@ -53,7 +53,7 @@ fn unknown_top_level_key() {
     assert_eq!(
         e.to_string(),
         "site.yaml:2:1: bogus: unknown key `bogus`; allowed: the keys listen, workers, \
-         trunkfreq, trunkmtu, trunktimestamps, udp_gso, timeouts, admin, log, peers, routes"
+         trunkfreq, trunkmtu, trunktimestamps, udp_gso, timeouts, admission, admin, log, peers, routes"
     );
     assert_eq!((e.line, e.column), (2, 1));
     assert_eq!(e.key_path, "bogus");

@@ -87,6 +87,11 @@ pub(crate) struct Call {
     pub(crate) probe: Option<Probe>,
     /// Voice per direction, for the one-way audio diagnostic.
     pub(crate) one_way: super::one_way::OneWayWatch,
+    /// The source address counted for this entry in the per-source table
+    /// (`None` for a gateway peer's, which are not counted per source).
+    pub(crate) admitted_from: Option<std::net::IpAddr>,
+    /// Each leg's DTMF, text and control frames (`admission.control_rate`).
+    pub(crate) control: [super::admission::Bucket; 2],
 }
 
 /// An exchange whose reply measures a round trip.

@@ -55,6 +55,22 @@ drop_reasons! {
     QueueFull = "queue_full",
     /// A NEW refused because the gateway is draining (after SIGTERM).
     Draining = "draining",
+    /// A NEW (or POKE, REGREQ) refused because its source address holds
+    /// `admission.maxcallnumbers` table entries already, or the bounded
+    /// per-source table had no room for a new address.
+    SourceLimit = "source_limit",
+    /// A NEW (or POKE, REGREQ) over its source address's rate
+    /// (`admission.new_rate`, `new_burst`): dropped unanswered.
+    NewRate = "new_rate",
+    /// A NEW refused because `admission.max_unanswered` exchanges wait
+    /// for the far side's first reply.
+    UnansweredLimit = "unanswered_limit",
+    /// A NEW refused because the table holds `admission.max_calls`
+    /// entries, or no call number is free.
+    Capacity = "capacity",
+    /// A DTMF, text or control frame over its call leg's rate
+    /// (`admission.control_rate`, `control_burst`).
+    ControlFlood = "control_flood",
 }
 
 impl DropReason {

@@ -189,7 +189,14 @@ impl Relay {
         if old.config.routes != config.routes {
             report.notes.push("routes (new calls)".to_owned());
         }
-        if old.config.timeouts != config.timeouts {
+        if old.config.timeouts.admission != config.timeouts.admission {
+            report
+                .notes
+                .push("admission (at once; calls in progress keep their place)".to_owned());
+        }
+        let mut old_timers = old.config.timeouts;
+        old_timers.admission = config.timeouts.admission;
+        if old_timers != config.timeouts {
             report
                 .notes
                 .push("timeouts (at once; a lingering call keeps its end time)".to_owned());

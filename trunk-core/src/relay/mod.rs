@@ -42,6 +42,7 @@
 //! covers the whole table; the call-number pool's mutex is taken only to
 //! create and free calls.
 
+mod admission;
 mod call;
 mod callno;
 mod counters;
@@ -119,6 +120,11 @@ pub struct Relay {
     last_stranger_trunk: parking_lot::Mutex<Option<SocketAddr>>,
     /// Calls found one-way, not yet taken by [`Relay::take_one_way`].
     one_way: parking_lot::Mutex<std::collections::VecDeque<OneWayCall>>,
+    /// Table entries and NEW rates per source address (bounded).
+    sources: admission::Sources,
+    /// Entries in the Setup phase (waiting for the far side's first
+    /// reply), for `admission.max_unanswered`.
+    setup_entries: std::sync::atomic::AtomicUsize,
 }
 
 /// A call found carrying voice one way only (see [`ONE_WAY_AFTER`]).
@@ -156,7 +162,26 @@ impl Relay {
             draining: std::sync::atomic::AtomicBool::new(false),
             last_stranger_trunk: parking_lot::Mutex::new(None),
             one_way: parking_lot::Mutex::new(std::collections::VecDeque::new()),
+            sources: admission::Sources::new(seed),
+            setup_entries: std::sync::atomic::AtomicUsize::new(0),
         }
+    }
+
+    /// Table entries waiting for the far side's first reply (Setup).
+    pub fn unanswered_entries(&self) -> usize {
+        self.setup_entries.load(Ordering::Relaxed)
+    }
+
+    /// Table entries counted for source address `ip` (see
+    /// `admission.maxcallnumbers`).
+    pub fn source_entries(&self, ip: std::net::IpAddr) -> u32 {
+        self.sources.entries_of(ip)
+    }
+
+    /// Source addresses the bounded per-source table holds now: never
+    /// more than 65 536, however many addresses send.
+    pub fn tracked_sources(&self) -> usize {
+        self.sources.tracked()
     }
 
     fn note_one_way(&self, call: OneWayCall) {
@@ -598,8 +623,9 @@ impl RelayWorker {
         Arc::clone(&self.counters)
     }
 
-    /// Frees calls whose linger ended, that never got an answer, or that
-    /// went quiet.
+    /// Frees calls whose linger ended, whose far side never replied
+    /// (`timeouts.setup`), that were never answered
+    /// (`admission.answer_timeout`), or that went quiet.
     fn housekeeping(&mut self, now: Instant) {
         let relay = Arc::clone(&self.relay);
         let timeouts = self.gen.timeouts;
@@ -626,6 +652,16 @@ impl RelayWorker {
                     match call.phase {
                         Phase::Ending { until } => (now >= until).then_some(false),
                         Phase::Setup if now - call.created >= timeouts.setup => Some(true),
+                        // Half-open: up but never answered (a call still
+                        // ringing, an exchange never completed). Encrypted
+                        // calls hide their ANSWER and keep the idle timer.
+                        Phase::Up
+                            if !call.answered
+                                && !call.encrypted
+                                && now - call.created >= timeouts.admission.answer_timeout =>
+                        {
+                            Some(true)
+                        }
                         Phase::Setup | Phase::Up => {
                             (now.as_millis().saturating_sub(last) >= idle_ms).then_some(true)
                         }

@@ -76,15 +76,50 @@ impl Cause {
 
 /// Sends a full frame made of `header` and, if given, CAUSE and CAUSECODE.
 pub(crate) fn send<T: Transmit>(out: &mut T, to: SocketAddr, header: Header, cause: Option<Cause>) {
+    write(out, to, header, cause, cause.is_some());
+}
+
+/// Sends a refusal of a request of `request_len` bytes: the header with
+/// CAUSE and CAUSECODE, or with CAUSECODE alone, whichever is the most
+/// that is not larger than the request, so the gateway never amplifies
+/// what a spoofed source sends. `false`: not even that fits, nothing sent.
+pub(crate) fn send_within<T: Transmit>(
+    out: &mut T,
+    to: SocketAddr,
+    header: Header,
+    cause: Cause,
+    request_len: usize,
+) -> bool {
+    let code_only = 12 + 3;
+    let full = code_only + 2 + cause.text().len();
+    if full <= request_len {
+        write(out, to, header, Some(cause), true);
+    } else if code_only <= request_len {
+        write(out, to, header, Some(cause), false);
+    } else {
+        return false;
+    }
+    true
+}
+
+fn write<T: Transmit>(
+    out: &mut T,
+    to: SocketAddr,
+    header: Header,
+    cause: Option<Cause>,
+    with_text: bool,
+) {
     let buf = out.buffer();
     buf[..12].copy_from_slice(&header.bytes());
     let mut len = 12;
     if let Some(cause) = cause {
         let text = cause.text().as_bytes();
-        for (ie, data) in [
+        let ies = [
             (IeType::Cause, text),
             (IeType::CauseCode, &[cause.code()][..]),
-        ] {
+        ];
+        let ies = if with_text { &ies[..] } else { &ies[1..] };
+        for &(ie, data) in ies {
             buf[len] = u8::from(ie);
             buf[len + 1] = u8::try_from(data.len()).unwrap_or(u8::MAX);
             buf[len + 2..len + 2 + data.len()].copy_from_slice(data);

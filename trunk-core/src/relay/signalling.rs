@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 
+use super::admission::{Bucket, Refusal, SourceLimits};
 use super::call::{Call, Leg, Phase, Probe, Purpose, RefusedTransfer};
 use super::counters::{CallDirection, CallResult, DropReason, Kind};
 use super::peers::{PeerId, Peers};
@@ -47,6 +48,22 @@ fn completes(purpose: Purpose, iax: Option<IaxSubclass>) -> bool {
         ),
         Purpose::Other => matches!(iax, Some(IaxSubclass::Reject)),
     }
+}
+
+/// Whether a plain full frame counts against its leg's control-frame rate:
+/// DTMF (begin and end), text, image, HTML and control frames, except the
+/// control HANGUP. Never voice, video or IAX frames (ACK, HANGUP, REJECT,
+/// PING, ...).
+fn counts_as_control(frame: &FullFrame<&[u8]>) -> bool {
+    let t = frame.frame_type();
+    matches!(
+        t,
+        FrameType::Dtmf
+            | FrameType::DtmfBegin
+            | FrameType::Text
+            | FrameType::Image
+            | FrameType::Html
+    ) || (t == FrameType::Control && frame.control_subclass() != Some(ControlSubclass::Hangup))
 }
 
 /// Transfer frames that would take media off the relay (PROTOCOL.md 11.6).
@@ -177,6 +194,7 @@ impl RelayWorker {
             .as_ref()
             .and_then(|b| b.encryption().ok().flatten())
             .is_some_and(|e| e.bits() != 0);
+        let request_len = datagram.len();
         let refuse = |this: &mut Self, out: &mut T, cause, reason| {
             this.counters.count_drop(reason);
             if purpose == Purpose::Call {
@@ -185,11 +203,38 @@ impl RelayWorker {
                 }
             }
             // A POKE gets no answer: the PBX marks the peer unreachable.
-            if purpose != Purpose::Poke {
-                replies::send(out, from, reply_to(refusal), Some(cause));
+            // A refusal is never larger than the request that caused it.
+            if purpose != Purpose::Poke
+                && replies::send_within(out, from, reply_to(refusal), cause, request_len)
+            {
                 this.counters.replies_sent.incr();
             }
         };
+        let limits = gen.timeouts.admission;
+        // Per source address: a flood of NEWs from one address gets
+        // nothing back, before any other check can answer it. Gateway
+        // peers carry a whole site from one address and are not limited
+        // per source.
+        let per_source =
+            (gen.peers.get(ingress).kind() != iax2_config::PeerKind::Gateway).then(|| {
+                (
+                    from.ip(),
+                    SourceLimits {
+                        max_entries: limits.maxcallnumbers,
+                        rate: limits.new_rate,
+                        burst: limits.new_burst,
+                    },
+                )
+            });
+        if let Some((ip, l)) = per_source {
+            match relay.sources.take_token(ip, l, now.as_millis()) {
+                Ok(()) => {}
+                Err(Refusal::Rate) => return self.counters.count_drop(DropReason::NewRate),
+                Err(Refusal::Entries) => {
+                    return refuse(self, out, Cause::Congestion, DropReason::SourceLimit)
+                }
+            }
+        }
         // Draining: no new call, and no state for it (Relay::set_draining).
         if purpose == Purpose::Call && relay.is_draining() {
             return refuse(self, out, Cause::SwitchingCongestion, DropReason::Draining);
@@ -209,10 +254,30 @@ impl RelayWorker {
         if full(ingress) || full(egress) {
             return refuse(self, out, Cause::Congestion, DropReason::CallLimit);
         }
+        let max_calls = usize::try_from(limits.max_calls).unwrap_or(usize::MAX);
+        if relay.table.live() >= max_calls {
+            return refuse(self, out, Cause::Congestion, DropReason::Capacity);
+        }
+        let max_unanswered = usize::try_from(limits.max_unanswered).unwrap_or(usize::MAX);
+        if relay.setup_entries.load(Ordering::Relaxed) >= max_unanswered {
+            return refuse(self, out, Cause::Congestion, DropReason::UnansweredLimit);
+        }
+        if let Some((ip, l)) = per_source {
+            if relay.sources.reserve(ip, l, now.as_millis()).is_err() {
+                return refuse(self, out, Cause::Congestion, DropReason::SourceLimit);
+            }
+        }
+        let release_source = || {
+            if let Some((ip, _)) = per_source {
+                relay.sources.release(ip);
+            }
+        };
         let Some(ours) = relay.table.pool.lock().allocate(now) else {
-            return refuse(self, out, Cause::Congestion, DropReason::CallLimit);
+            release_source();
+            return refuse(self, out, Cause::Congestion, DropReason::Capacity);
         };
         let Some(slot) = relay.table.slot(ours) else {
+            release_source();
             return;
         };
         let leg = |peer, addr, callno| Leg {
@@ -241,6 +306,8 @@ impl RelayWorker {
                 sent: now,
                 timestamp: frame.timestamp(),
             }),
+            admitted_from: per_source.map(|(ip, _)| ip),
+            control: [Bucket::full(limits.control_burst, now.as_millis()); 2],
         };
         {
             let mut guard = slot.call.write();
@@ -248,6 +315,7 @@ impl RelayWorker {
                 // Another worker created this call a moment ago.
                 drop(guard);
                 relay.table.pool.lock().release_unused(ours);
+                release_source();
                 if let Some(existing) = gen.peers.get(ingress).lookup(source) {
                     self.continue_call(now, ingress, from, existing, datagram, out);
                 }
@@ -260,6 +328,7 @@ impl RelayWorker {
             relay.table.set_occupied(ours, true);
             slot.touch(now);
             relay.table.inc_live();
+            relay.setup_entries.fetch_add(1, Ordering::Relaxed);
             gen.peers
                 .get(ingress)
                 .active_calls
@@ -316,6 +385,18 @@ impl RelayWorker {
             source == CallNumber::STATELESS && call.legs[i].callno != Some(CallNumber::STATELESS);
         let signal = (!call.encrypted).then(|| signal_of(&frame));
         let iax = signal.and_then(|s| s.iax);
+        let was_setup = call.phase == Phase::Setup;
+
+        // A leg's DTMF, text and control frames are rate-limited, so a
+        // flood of them cannot crowd out the call's HANGUP (which always
+        // passes) or the relay's other work.
+        if signal.is_some() && counts_as_control(&frame) {
+            let l = gen.timeouts.admission;
+            if !call.control[i].take(l.control_rate, l.control_burst, now.as_millis()) {
+                drop(guard);
+                return self.counters.count_drop(DropReason::ControlFlood);
+            }
+        }
 
         // Native transfer stays off the relay (PROTOCOL.md 11.6).
         let mut rewrite_to = None;
@@ -376,6 +457,9 @@ impl RelayWorker {
                 };
                 self.count_call(call, result);
             }
+        }
+        if was_setup && call.phase != Phase::Setup {
+            relay.setup_entries.fetch_sub(1, Ordering::Relaxed);
         }
         let (src, dst) = if stateless {
             (
@@ -540,6 +624,12 @@ impl RelayWorker {
             relay.table.set_occupied(ours, false);
             call
         };
+        if call.phase == Phase::Setup {
+            relay.setup_entries.fetch_sub(1, Ordering::Relaxed);
+        }
+        if let Some(ip) = call.admitted_from {
+            relay.sources.release(ip);
+        }
         if call.purpose == Purpose::Call {
             if !call.ended {
                 self.count_call(&call, CallResult::Timeout);
