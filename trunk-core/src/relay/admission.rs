@@ -229,6 +229,30 @@ mod tests {
     }
 
     #[test]
+    fn the_table_is_as_large_as_documented() {
+        assert_eq!(std::mem::size_of::<Entry>(), 40);
+        assert_eq!(SETS * WAYS, 65_536);
+        let s = Sources::new(3);
+        let l = SourceLimits {
+            max_entries: 1,
+            rate: 1,
+            burst: 1,
+        };
+        // Addresses holding entries are never evicted; idle ones are.
+        for n in 0..200_000u32 {
+            let ip = IpAddr::V4(std::net::Ipv4Addr::from(n));
+            let _ = s.take_token(ip, l, u64::from(n));
+            if n < 1000 {
+                assert_eq!(s.reserve(ip, l, u64::from(n)), Ok(()));
+            }
+        }
+        assert!(s.tracked() <= SETS * WAYS);
+        for n in 0..1000u32 {
+            assert_eq!(s.entries_of(IpAddr::V4(std::net::Ipv4Addr::from(n))), 1);
+        }
+    }
+
+    #[test]
     fn entries_are_counted_and_released() {
         let s = Sources::new(1);
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
