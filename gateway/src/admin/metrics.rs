@@ -445,6 +445,16 @@ impl Collector for GatewayCollector {
                 "Call numbers the gateway can hand out.",
                 [([], relay.call_number_capacity() as f64)],
             )?;
+            f.gauge(
+                "unanswered_entries",
+                "Table entries waiting for the far side's first reply (admission.max_unanswered).",
+                [([], relay.unanswered_entries() as f64)],
+            )?;
+            f.gauge(
+                "admission_sources_tracked",
+                "Source addresses in the bounded per-source admission table (at most 65536).",
+                [([], relay.tracked_sources() as f64)],
+            )?;
         }
         let (ok, failed, last) = state.reloads();
         f.gauge(

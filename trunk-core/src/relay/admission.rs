@@ -172,7 +172,8 @@ impl Sources {
             .map_or(0, |e| e.calls)
     }
 
-    /// Addresses with an entry (for tests: at most `SETS * WAYS`).
+    /// Addresses with an entry, at most `SETS * WAYS`. Takes each set's
+    /// lock in turn: for scrapes and tests, not the packet path.
     pub(crate) fn tracked(&self) -> usize {
         self.sets
             .iter()
