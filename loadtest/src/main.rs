@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use iax2_loadtest::impair::{cmd as impair, JitterShape, ProxyConfig, Rate, Settings};
 use iax2_loadtest::load::{answer, bench, demo, run};
 use iax2_loadtest::Codec;
 
@@ -184,6 +185,64 @@ enum Command {
         #[arg(long)]
         forwarder_gso: bool,
     },
+    /// Relay UDP between clients and an upstream address with seeded
+    /// loss, burst loss, reordering, duplication, delay, jitter and a rate
+    /// limit (each client source gets an upstream socket of its own).
+    Impair {
+        /// Where clients send.
+        #[arg(long)]
+        listen: SocketAddr,
+        /// Where their datagrams go.
+        #[arg(long)]
+        upstream: SocketAddr,
+        /// Independent loss, percent.
+        #[arg(long, value_parser = impair::parse_pct, default_value = "0")]
+        loss: f64,
+        /// Burst loss (Gilbert-Elliott): P(good to bad), P(bad to good),
+        /// loss in the bad state, percent each.
+        #[arg(long, value_name = "P_GB,P_BG,LOSS", value_parser = impair::parse_burst)]
+        burst: Option<iax2_loadtest::impair::Burst>,
+        /// Datagrams held back by --reorder-delay, percent.
+        #[arg(long, value_parser = impair::parse_pct, default_value = "0")]
+        reorder: f64,
+        /// How long a reordered datagram is held back, milliseconds.
+        #[arg(long, default_value_t = 50)]
+        reorder_delay: u64,
+        /// Datagrams delivered twice, percent.
+        #[arg(long, value_parser = impair::parse_pct, default_value = "0")]
+        duplicate: f64,
+        /// Fixed one-way delay, milliseconds.
+        #[arg(long, default_value_t = 0)]
+        delay: u64,
+        /// Jitter added to the delay, 0 to this many milliseconds.
+        #[arg(long, default_value_t = 0)]
+        jitter: u64,
+        /// Bell-shaped jitter instead of uniform.
+        #[arg(long)]
+        normal_jitter: bool,
+        /// Rate limit each way: datagrams per second (N or Npps) or bytes
+        /// per second (NB, NkB, NMB).
+        #[arg(long, value_name = "PPS|BYTES", value_parser = impair::parse_rate)]
+        rate: Option<Rate>,
+        /// Datagrams that may wait for the rate limit; more are dropped.
+        #[arg(long, default_value_t = 1000)]
+        rate_queue: usize,
+        /// Impair only the direction towards the upstream.
+        #[arg(long)]
+        one_way: bool,
+        /// Seed of the decisions.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Stop after this many seconds (default: run until SIGINT/SIGTERM).
+        #[arg(long)]
+        duration: Option<u64>,
+        /// Write the JSON summary here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// No counters every second.
+        #[arg(long)]
+        quiet: bool,
+    },
 }
 
 fn write_json<T: serde::Serialize>(path: Option<&PathBuf>, value: &T) -> Result<(), String> {
@@ -325,6 +384,56 @@ fn main() -> ExitCode {
             write_json(json.as_ref(), &r)?;
             Ok(true)
         }),
+        Command::Impair {
+            listen,
+            upstream,
+            loss,
+            burst,
+            reorder,
+            reorder_delay,
+            duplicate,
+            delay,
+            jitter,
+            normal_jitter,
+            rate,
+            rate_queue,
+            one_way,
+            seed,
+            duration,
+            json,
+            quiet,
+        } => {
+            let settings = Settings {
+                loss,
+                burst,
+                reorder,
+                reorder_delay: Duration::from_millis(reorder_delay),
+                duplicate,
+                delay: Duration::from_millis(delay),
+                jitter: Duration::from_millis(jitter),
+                jitter_shape: if normal_jitter {
+                    JitterShape::Normal
+                } else {
+                    JitterShape::Uniform
+                },
+                rate,
+                bucket: 0,
+                rate_queue,
+            };
+            let mut config = ProxyConfig::new(listen, upstream, settings);
+            if one_way {
+                config.to_client = Settings::default();
+            }
+            config.seed = seed;
+            config.run_for = duration.map(Duration::from_secs);
+            impair::impair(&config, quiet)
+                .map_err(|e| format!("impair: {e}"))
+                .and_then(|r| {
+                    print!("{}", r.table());
+                    write_json(json.as_ref(), &r)?;
+                    Ok(true)
+                })
+        }
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,
