@@ -8,4 +8,5 @@
 pub mod lab;
 pub mod modem;
 pub mod netns;
+pub mod process;
 pub mod udp_nat;

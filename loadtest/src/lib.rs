@@ -9,7 +9,8 @@
 //! network with a virtual clock; [`driver`] runs endpoints on real UDP
 //! sockets, one PBX on several threads. [`load`] holds the `loadtest`
 //! commands (`demo`, `run`, `answer`, `bench`) and their reports;
-//! [`forwarder`] is the bench's bare UDP baseline, [`impair`] the UDP
+//! [`forwarder`] is the bench's bare UDP baseline, [`flood`] the floods
+//! of `loadtest flood`, [`impair`] the UDP
 //! impairment proxy (`loadtest impair`), [`tap`] the counting WAN
 //! tap, [`cpu`] the per-thread CPU accounting and [`plot`] the bench's SVG.
 //!
@@ -43,6 +44,7 @@
 pub mod cpu;
 pub mod driver;
 pub mod endpoint;
+pub mod flood;
 pub mod forwarder;
 pub mod impair;
 pub mod load;

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use iax2_loadtest::flood;
 use iax2_loadtest::impair::{cmd as impair, JitterShape, ProxyConfig, Rate, Settings};
 use iax2_loadtest::load::{answer, bench, demo, run};
 use iax2_loadtest::Codec;
@@ -243,6 +244,54 @@ enum Command {
         #[arg(long)]
         quiet: bool,
     },
+    /// Flood a gateway: NEWs, malformed datagrams, trunk frames from a
+    /// stranger, or DTMF inside one call; stops by itself and reports the
+    /// datagrams sent and the rate achieved.
+    Flood {
+        /// What to send.
+        #[arg(long, value_enum)]
+        kind: FloodKindArg,
+        /// The gateway's address.
+        #[arg(long)]
+        target: SocketAddr,
+        /// Datagrams per second.
+        #[arg(long, default_value_t = 50_000)]
+        rate: u64,
+        /// How long, seconds.
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+        /// Source sockets on ephemeral ports of --bind-ip (new,
+        /// malformed, stranger-trunk).
+        #[arg(long, default_value_t = 128)]
+        sources: usize,
+        /// Address the source sockets bind to.
+        #[arg(long, default_value = "127.0.0.1")]
+        bind_ip: std::net::IpAddr,
+        /// Send from this one address instead (a peer's); required for
+        /// dtmf, whose call is placed from it.
+        #[arg(long)]
+        bind: Option<SocketAddr>,
+        /// The number called (new, dtmf).
+        #[arg(long, default_value = "2001")]
+        number: String,
+        /// MD5 secret of the dtmf flood's call.
+        #[arg(long)]
+        secret: Option<String>,
+        /// Seed of the malformed mix and the trunk frames.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Write the JSON report here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum FloodKindArg {
+    New,
+    Malformed,
+    StrangerTrunk,
+    Dtmf,
 }
 
 fn write_json<T: serde::Serialize>(path: Option<&PathBuf>, value: &T) -> Result<(), String> {
@@ -432,6 +481,41 @@ fn main() -> ExitCode {
                     print!("{}", r.table());
                     write_json(json.as_ref(), &r)?;
                     Ok(true)
+                })
+        }
+        Command::Flood {
+            kind,
+            target,
+            rate,
+            seconds,
+            sources,
+            bind_ip,
+            bind,
+            number,
+            secret,
+            seed,
+            json,
+        } => {
+            let kind = match kind {
+                FloodKindArg::New => flood::Kind::New,
+                FloodKindArg::Malformed => flood::Kind::Malformed,
+                FloodKindArg::StrangerTrunk => flood::Kind::StrangerTrunk,
+                FloodKindArg::Dtmf => flood::Kind::Dtmf,
+            };
+            let duration = Duration::try_from_secs_f64(seconds).unwrap_or(Duration::ZERO);
+            let mut opts = flood::FloodOptions::new(kind, target, rate, duration);
+            opts.sources = sources;
+            opts.bind_ip = bind_ip;
+            opts.bind = bind;
+            opts.called = number;
+            opts.secret = secret;
+            opts.seed = seed;
+            flood::flood(&opts)
+                .map_err(|e| format!("flood: {e}"))
+                .and_then(|r| {
+                    print!("{}", r.table());
+                    write_json(json.as_ref(), &r)?;
+                    Ok(r.call.as_ref().is_none_or(|c| c.answered && c.hung_up))
                 })
         }
     };

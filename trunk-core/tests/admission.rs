@@ -479,3 +479,34 @@ fn a_reload_applies_new_limits_at_once() {
         call_to_far(&mut w, later, addr(PBX), 200 + k);
     }
 }
+
+#[test]
+fn an_exchange_whose_ies_do_not_parse_is_dropped_as_malformed_and_takes_no_token() {
+    let (mut w, now) = relay(Admission {
+        new_rate: 1,
+        new_burst: 1,
+        ..Admission::default()
+    });
+    let good = new_frame(100);
+    // An IE whose length runs past the end, and an IE block cut one byte
+    // into an IE header; as NEW, POKE and REGREQ.
+    let mut overlong = good.clone();
+    overlong.extend_from_slice(&[5, 200, b'x']);
+    let mut cut = good.clone();
+    cut.push(6);
+    let poke = raw_full(101, 0, 3, 0, 6, IaxSubclass::Poke.code(), &[11]);
+    let regreq = raw_full(102, 0, 3, 0, 6, IaxSubclass::RegReq.code(), &[6, 4, b'a']);
+    for bad in [&overlong, &cut, &poke, &regreq] {
+        assert!(FullFrame::new_checked(&bad[..]).is_ok());
+        assert!(IeBlock::new_checked(full(bad).payload()).is_err());
+        assert_eq!(feed(&mut w, now, addr(PBX), bad), Vec::new());
+    }
+    assert_eq!(drops(&w, DropReason::Malformed), 4);
+    assert_eq!(drops(&w, DropReason::NewRate), 0);
+    assert_eq!(w.relay().active_calls(), 0);
+    // The PBX's one token is still there for a NEW that parses.
+    let out = feed(&mut w, now, addr(PBX), &good);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].0, addr(FAR));
+    w.relay().check_invariants().unwrap();
+}

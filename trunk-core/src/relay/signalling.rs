@@ -181,18 +181,21 @@ impl RelayWorker {
         // PBXs qualify each other through the pair. (The gateways do not
         // POKE each other yet; link liveness will need frames this side can
         // tell apart from a relayed POKE.)
-        let ies = IeBlock::new_checked(frame.payload()).ok();
+        // IEs that do not end on an IE boundary: Asterisk drops such a
+        // frame as undecodable, so relayed it would only hold an entry and
+        // a call number for nothing. Dropped before admission: it takes no
+        // token and gets no reply.
+        let Ok(ies) = IeBlock::new_checked(frame.payload()) else {
+            return self.counters.count_drop(DropReason::Malformed);
+        };
         let called = match purpose {
-            Purpose::Call => Some(
-                ies.as_ref()
-                    .and_then(|b| b.called_number().ok().flatten())
-                    .unwrap_or(""),
-            ),
+            Purpose::Call => Some(ies.called_number().ok().flatten().unwrap_or("")),
             Purpose::Poke | Purpose::Registration | Purpose::Other => None,
         };
         let encryption_offered = ies
-            .as_ref()
-            .and_then(|b| b.encryption().ok().flatten())
+            .encryption()
+            .ok()
+            .flatten()
             .is_some_and(|e| e.bits() != 0);
         let request_len = datagram.len();
         let refuse = |this: &mut Self, out: &mut T, cause, reason| {
