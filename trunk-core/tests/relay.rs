@@ -985,6 +985,91 @@ fn a_number_reused_after_hangup_starts_a_new_call() {
     check(&pair);
 }
 
+#[test]
+fn an_answer_from_the_number_of_a_lingering_call_binds_the_new_call() {
+    let mut pair = Pair::new(TrunkSettings::default());
+    let (a_sees, b_sees) = set_up(&mut pair);
+    // PBX A hangs up; PBX B acknowledges and forgets the call at once,
+    // while both gateways keep its entry for the linger.
+    let out = pair.deliver(
+        PBX_A,
+        GW_A,
+        &iax(100, a_sees, 900, 1, 1, IaxSubclass::Hangup, IeList::new()),
+    );
+    assert_eq!(full(&out[0].1).iax_subclass(), Some(IaxSubclass::Hangup));
+    pair.deliver(
+        PBX_B,
+        GW_B,
+        &iax(200, b_sees, 900, 1, 2, IaxSubclass::Ack, IeList::new()),
+    );
+    assert_eq!(pair.b.relay().active_calls(), 1, "the old call lingers");
+    // A new call from another number of PBX A; PBX B, which does not
+    // quarantine its numbers, answers it from the number of the old call.
+    let out = pair.deliver(PBX_A, GW_A, &new_frame(101, "600"));
+    let b_sees_new = full(&out[0].1).source_call_number().get();
+    assert_ne!(b_sees_new, b_sees);
+    let drops_before = pair.b.counters().snapshot().drops(DropReason::UnknownCall);
+    let out = pair.deliver(
+        PBX_B,
+        GW_B,
+        &iax(
+            200,
+            b_sees_new,
+            10,
+            0,
+            1,
+            IaxSubclass::Accept,
+            IeList::new(),
+        ),
+    );
+    assert_eq!(out.len(), 1, "the ACCEPT reaches PBX A");
+    let at_a = full(&out[0].1);
+    assert_eq!(
+        (out[0].0, at_a.iax_subclass(), at_a.dest_call_number()),
+        (addr(PBX_A), Some(IaxSubclass::Accept), cn(101))
+    );
+    assert_eq!(
+        pair.b.counters().snapshot().drops(DropReason::UnknownCall),
+        drops_before
+    );
+    // The lingering entry gave way; the new call is bound to 200.
+    assert_eq!(pair.b.relay().active_calls(), 1);
+    check(&pair);
+    // The new call carries on: PBX A's ACK reaches PBX B's number 200.
+    let a_sees_new = at_a.source_call_number().get();
+    let out = pair.deliver(
+        PBX_A,
+        GW_A,
+        &iax(101, a_sees_new, 10, 1, 1, IaxSubclass::Ack, IeList::new()),
+    );
+    assert_eq!(
+        (out[0].0, full(&out[0].1).dest_call_number()),
+        (addr(PBX_B), cn(200))
+    );
+    // A reply from a number held by a live call is still refused.
+    let out = pair.deliver(PBX_A, GW_A, &new_frame(102, "600"));
+    let b_sees_third = full(&out[0].1).source_call_number().get();
+    let out = pair.deliver(
+        PBX_B,
+        GW_B,
+        &iax(
+            200,
+            b_sees_third,
+            10,
+            0,
+            1,
+            IaxSubclass::Accept,
+            IeList::new(),
+        ),
+    );
+    assert!(out.is_empty());
+    assert_eq!(
+        pair.b.counters().snapshot().drops(DropReason::UnknownCall),
+        drops_before + 1
+    );
+    check(&pair);
+}
+
 /// One relay core with the given peers and routes, for the admission tests.
 fn single(peers: Vec<Peer>, routes: Vec<Route>) -> (RelayWorker, Instant) {
     let config = Config {

@@ -148,13 +148,18 @@ impl RelayWorker {
             iax,
             Some(IaxSubclass::New | IaxSubclass::Poke | IaxSubclass::RegReq | IaxSubclass::RegRel)
         );
-        opens
-            && self.relay.table.slot(ours).is_some_and(|slot| {
-                slot.call
-                    .read()
-                    .as_ref()
-                    .is_some_and(|c| matches!(c.phase, Phase::Ending { .. }) && !c.encrypted)
-            })
+        opens && self.lingers(ours)
+    }
+
+    /// Whether call `ours` has ended and only lingers for the last ACKs
+    /// (and is not encrypted, so that its end was seen).
+    fn lingers(&self, ours: u16) -> bool {
+        self.relay.table.slot(ours).is_some_and(|slot| {
+            slot.call
+                .read()
+                .as_ref()
+                .is_some_and(|c| matches!(c.phase, Phase::Ending { .. }) && !c.encrypted)
+        })
     }
 
     /// Creates a call from a frame that opens an exchange, and sends it on.
@@ -421,8 +426,20 @@ impl RelayWorker {
 
         // The far side's first reply from a call number binds it.
         if call.legs[i].callno.is_none() && !stateless {
-            if gen.peers.get(peer).bind(source, ours).is_err() {
+            if let Err(holder) = gen.peers.get(peer).bind(source, ours) {
                 drop(guard);
+                // The peer answers from the number of a call that has
+                // ended (it does not quarantine its numbers, as Asterisk
+                // does for 60 s): the lingering entry gives way, as it
+                // does to a NEW (`reused_after_end`), and the reply is
+                // taken again with the number free.
+                if holder != ours
+                    && self.lingers(holder)
+                    && self.free_call(now, holder)
+                    && self.gen.peers.get(peer).lookup(source).is_none()
+                {
+                    return self.continue_call(now, peer, from, ours, datagram, out);
+                }
                 return self.counters.count_drop(DropReason::UnknownCall);
             }
             call.legs[i].callno = Some(source);
