@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 use iax2_loadtest::flood;
 use iax2_loadtest::impair::{cmd as impair, JitterShape, ProxyConfig, Rate, Settings};
-use iax2_loadtest::load::{answer, bench, demo, run};
+use iax2_loadtest::load::{answer, bench, demo, run, soak};
 use iax2_loadtest::Codec;
 
 /// Call-load generator for IAX2: plays both PBXs, drives calls through a
@@ -186,6 +186,58 @@ enum Command {
         #[arg(long)]
         forwarder_gso: bool,
     },
+    /// Keep about N calls up through two `iax2-gateway run` processes for
+    /// a long time, calls starting and ending all the time; sample their
+    /// memory and call tables, and check nothing leaks or sticks.
+    Soak {
+        /// Calls kept up.
+        #[arg(long, default_value_t = 800)]
+        calls: usize,
+        /// Minutes of origination (then the calls up end at their time).
+        #[arg(long, default_value_t = 30.0)]
+        minutes: f64,
+        /// Shortest hold of a call, seconds.
+        #[arg(long, default_value_t = 20.0)]
+        hold_min: f64,
+        /// Longest hold of a call, seconds.
+        #[arg(long, default_value_t = 90.0)]
+        hold_max: f64,
+        /// Most calls originated per second.
+        #[arg(long, default_value_t = 100.0)]
+        rate: f64,
+        /// Seed of the holds.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Seconds between samples.
+        #[arg(long, default_value_t = 10.0)]
+        sample_every: f64,
+        /// Warm-up seconds, after which RSS must stay flat (default: a
+        /// third of the run, at most 300).
+        #[arg(long)]
+        warmup: Option<f64>,
+        /// Largest RSS growth after the warm-up, percent.
+        #[arg(long, default_value_t = 10.0)]
+        rss_limit_pct: f64,
+        /// Seconds the gateways get to empty their call tables once every
+        /// call has ended.
+        #[arg(long, default_value_t = 20.0)]
+        grace: f64,
+        /// The iax2-gateway binary (default: next to this one).
+        #[arg(long)]
+        gateway_bin: Option<PathBuf>,
+        /// Threads per emulated PBX.
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        /// Seconds between the DTMF digits each call sends (0: none).
+        #[arg(long, default_value_t = 10.0)]
+        dtmf_every: f64,
+        /// Write the JSON report here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// No line per sample.
+        #[arg(long)]
+        quiet: bool,
+    },
     /// Relay UDP between clients and an upstream address with seeded
     /// loss, burst loss, reordering, duplication, delay, jitter and a rate
     /// limit (each client source gets an upstream socket of its own).
@@ -322,6 +374,38 @@ fn finish_run(
     Ok(r.calls.failed == 0)
 }
 
+/// Runs `loadtest soak` with `secs` = [duration, hold min, hold max,
+/// sample interval, grace]; stops early (and still checks) at SIGINT or
+/// SIGTERM, and exits at a second one.
+fn soak_command(
+    mut opts: soak::SoakOptions,
+    secs: [f64; 5],
+    warmup: Option<f64>,
+    json: Option<&PathBuf>,
+) -> Result<bool, String> {
+    let d = |s: f64| {
+        Duration::try_from_secs_f64(s).map_err(|_| format!("soak: {s}: not a number of seconds"))
+    };
+    let [duration, hold_min, hold_max, sample_every, grace] = secs;
+    opts.duration = d(duration)?;
+    opts.hold_min = d(hold_min)?;
+    opts.hold_max = d(hold_max)?;
+    opts.sample_every = d(sample_every)?;
+    opts.grace = d(grace)?;
+    opts.warmup = warmup.map(d).transpose()?;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(signal, 1, stop.clone())
+            .and_then(|_| signal_hook::flag::register(signal, stop.clone()))
+            .map_err(|e| format!("soak: {e}"))?;
+    }
+    opts.stop = Some(stop);
+    let r = soak::soak(&opts).map_err(|e| format!("soak: {e}"))?;
+    print!("{}", r.table());
+    write_json(json, &r)?;
+    Ok(r.pass)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -433,6 +517,38 @@ fn main() -> ExitCode {
             write_json(json.as_ref(), &r)?;
             Ok(true)
         }),
+        Command::Soak {
+            calls,
+            minutes,
+            hold_min,
+            hold_max,
+            rate,
+            seed,
+            sample_every,
+            warmup,
+            rss_limit_pct,
+            grace,
+            gateway_bin,
+            threads,
+            dtmf_every,
+            json,
+            quiet,
+        } => soak_command(
+            soak::SoakOptions {
+                gateway_bin: gateway_bin.unwrap_or_else(soak::default_gateway_bin),
+                calls,
+                rate,
+                seed,
+                rss_limit_pct,
+                threads,
+                dtmf_interval: interval(dtmf_every),
+                progress: !quiet,
+                ..soak::SoakOptions::default()
+            },
+            [minutes * 60.0, hold_min, hold_max, sample_every, grace],
+            warmup,
+            json.as_ref(),
+        ),
         Command::Impair {
             listen,
             upstream,

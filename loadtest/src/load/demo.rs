@@ -81,6 +81,24 @@ impl ExampleSite {
         self.start_with(listen, pbx, far, maxcalls, |_| {})
     }
 
+    /// This site's configuration text with the addresses of
+    /// [`start`](Self::start) (for a gateway run as its own process).
+    pub fn yaml_for(
+        &self,
+        listen: SocketAddr,
+        pbx: SocketAddr,
+        far: SocketAddr,
+        maxcalls: Option<usize>,
+    ) -> io::Result<String> {
+        let yaml = rewrite(self.yaml, "listen", self.listen, listen)?;
+        let yaml = rewrite(&yaml, "host", self.pbx, pbx)?;
+        let mut yaml = rewrite(&yaml, "host", self.far, far)?;
+        if let Some(n) = maxcalls.filter(|&n| n > EXAMPLE_MAXCALLS) {
+            yaml = rewrite(&yaml, "maxcalls", &EXAMPLE_MAXCALLS.to_string(), n)?;
+        }
+        Ok(yaml)
+    }
+
     /// Like [`start`](Self::start), with the parsed configuration changed
     /// by `tweak` first (the bench's worker count and segmented sends).
     pub fn start_with(
@@ -91,12 +109,7 @@ impl ExampleSite {
         maxcalls: Option<usize>,
         tweak: impl FnOnce(&mut iax2_config::Config),
     ) -> io::Result<GatewayHandle> {
-        let yaml = rewrite(self.yaml, "listen", self.listen, listen)?;
-        let yaml = rewrite(&yaml, "host", self.pbx, pbx)?;
-        let mut yaml = rewrite(&yaml, "host", self.far, far)?;
-        if let Some(n) = maxcalls.filter(|&n| n > EXAMPLE_MAXCALLS) {
-            yaml = rewrite(&yaml, "maxcalls", &EXAMPLE_MAXCALLS.to_string(), n)?;
-        }
+        let yaml = self.yaml_for(listen, pbx, far, maxcalls)?;
         let mut config = iax2_config::from_yaml_str(&yaml, self.file)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
         tweak(&mut config);
@@ -105,7 +118,7 @@ impl ExampleSite {
 }
 
 /// The MD5 secret PBX B demands and PBX A knows.
-const SECRET: &str = "demo-secret";
+pub(crate) const SECRET: &str = "demo-secret";
 
 /// How the demo runs.
 #[derive(Debug, Clone)]
@@ -149,7 +162,12 @@ impl Default for DemoOptions {
 }
 
 /// Rewrites the `key: value` line of an example whose value is `old`.
-fn rewrite(yaml: &str, key: &str, old: &str, new: impl std::fmt::Display) -> io::Result<String> {
+pub(crate) fn rewrite(
+    yaml: &str,
+    key: &str,
+    old: &str,
+    new: impl std::fmt::Display,
+) -> io::Result<String> {
     let from = format!("{key}: {old}");
     if !yaml.contains(&from) {
         return Err(io::Error::new(

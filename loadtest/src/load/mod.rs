@@ -1,4 +1,5 @@
-//! The load generator's commands: `demo`, `run`, `answer` and `bench`,
+//! The load generator's commands: `demo`, `run`, `answer`, `bench` and
+//! `soak`,
 //! on top of the sharded drivers ([`crate::driver`]).
 
 pub mod answer;
@@ -6,3 +7,4 @@ pub mod bench;
 pub mod demo;
 pub mod report;
 pub mod run;
+pub mod soak;
