@@ -429,6 +429,60 @@ fn no_timestamp_trunks_and_calltoken() {
 }
 
 #[test]
+fn a_new_sent_again_crosses_the_gateway_link_twice() {
+    let mut pair = Pair::new(TrunkSettings::default());
+    let first = new_frame(100, "600");
+    let out = pair.deliver(PBX_A, GW_A, &first);
+    assert_eq!(out.len(), 1, "the first NEW crosses once");
+    let b_sees = full(&out[0].1).source_call_number().get();
+    let token = IeList::new().with(Ie::calltoken(b"123?abc").unwrap());
+    pair.deliver(
+        PBX_B,
+        GW_B,
+        &iax(1, b_sees, 3, 0, 1, IaxSubclass::CallToken, token.clone()),
+    );
+    // The NEW with the token: two identical copies reach PBX B, as the
+    // same call; its stack takes the second as a duplicate.
+    let with_token = iax(
+        100,
+        0,
+        3,
+        0,
+        0,
+        IaxSubclass::New,
+        IeList::new()
+            .with(Ie::version())
+            .with(Ie::string(IeType::CalledNumber, "600").unwrap())
+            .with(Ie::calltoken(b"123?abc").unwrap()),
+    );
+    let out = pair.deliver(PBX_A, GW_A, &with_token);
+    assert_eq!(out.len(), 2);
+    assert_eq!(out[0], out[1]);
+    assert_eq!(out[0].0, addr(PBX_B));
+    assert_eq!(full(&out[0].1).source_call_number().get(), b_sees);
+    assert_eq!(full(&out[0].1).payload(), full(&with_token).payload());
+    assert_eq!(
+        (pair.a.relay().active_calls(), pair.b.relay().active_calls()),
+        (1, 1)
+    );
+    // Toward a PBX, and for any other frame, one copy.
+    let out = pair.deliver(
+        PBX_B,
+        GW_B,
+        &iax(200, b_sees, 10, 0, 1, IaxSubclass::Accept, IeList::new()),
+    );
+    assert_eq!(out.len(), 1);
+    let a_sees = full(&out[0].1).source_call_number().get();
+    let out = pair.deliver(
+        PBX_A,
+        GW_A,
+        &iax(100, a_sees, 10, 1, 1, IaxSubclass::Ack, IeList::new()),
+    );
+    assert_eq!(out.len(), 1);
+    check(&pair);
+}
+
+#[test]
 fn strangers_unrouted_and_transfers() {
     let mut pair = Pair::new(TrunkSettings::default());
     // A stranger's NEW is dropped silently.

@@ -496,6 +496,14 @@ impl RelayWorker {
         };
         let to = call.legs[j].addr;
         let egress = call.legs[j].peer;
+        // A NEW sent again on a call (with the far PBX's call token, or a
+        // retransmission) crosses a gateway link twice. The far PBX's token
+        // lasts 10 s and the requester's next try comes some 10 s later,
+        // so one more loss on the WAN would cost the call.
+        let twice = dest_was_unknown
+            && !stateless
+            && iax == Some(IaxSubclass::New)
+            && gen.peers.get(egress).kind() == iax2_config::PeerKind::Gateway;
         // Voice of this call queued for the next trunk tick leaves first:
         // the far side would drop it after the HANGUP, or play it after
         // the full voice frame that follows it.
@@ -520,6 +528,9 @@ impl RelayWorker {
             None => datagram.len(),
         };
         self.send_full(out, egress, to, &datagram[..len]);
+        if twice {
+            self.send_full(out, egress, to, &datagram[..len]);
+        }
     }
 
     /// Notes what a relayed frame says of the call: its ANSWER (setup
