@@ -560,6 +560,10 @@ pub struct Admission {
     /// `max_unanswered`: exchanges in the whole table waiting for the far
     /// side's first reply (default 4096).
     pub max_unanswered: u32,
+    /// `max_unanswered_per_source`: of those, how many one source IP
+    /// address may hold (default 1024), so that one address cannot take
+    /// the whole `max_unanswered`. Gateway peers are not limited per source.
+    pub max_unanswered_per_source: u32,
     /// `max_calls`: table entries in all (default: the whole table,
     /// 32765 call numbers).
     pub max_calls: u32,
@@ -587,6 +591,7 @@ impl Default for Admission {
             new_rate: 1000,
             new_burst: 2000,
             max_unanswered: 4096,
+            max_unanswered_per_source: 1024,
             max_calls: Self::TABLE_SIZE,
             control_rate: 50,
             control_burst: 100,

@@ -47,6 +47,7 @@ pub(crate) struct RawAdmission {
     pub(crate) new_rate: Option<Spanned<i64>>,
     pub(crate) new_burst: Option<Spanned<i64>>,
     pub(crate) max_unanswered: Option<Spanned<i64>>,
+    pub(crate) max_unanswered_per_source: Option<Spanned<i64>>,
     pub(crate) max_calls: Option<Spanned<i64>>,
     pub(crate) control_rate: Option<Spanned<i64>>,
     pub(crate) control_burst: Option<Spanned<i64>>,

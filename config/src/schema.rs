@@ -55,11 +55,13 @@ pub(crate) const ROUTE: &str = "a map with to, and optionally from and prefix";
 pub(crate) const TIMEOUTS: &str =
     "a map with call_idle, setup, hangup_linger, callno_quarantine, drain";
 pub(crate) const ADMISSION: &str =
-    "a map with maxcallnumbers, new_rate, new_burst, max_unanswered, max_calls, control_rate, control_burst, answer_timeout";
+    "a map with maxcallnumbers, new_rate, new_burst, max_unanswered, max_unanswered_per_source, max_calls, control_rate, control_burst, answer_timeout";
 pub(crate) const MAXCALLNUMBERS: &str = "1 to 32765 (table entries per source address)";
 pub(crate) const NEW_RATE: &str = "1 to 100000 (per second, per source address)";
 pub(crate) const NEW_BURST: &str = "1 to 100000 (at once, per source address)";
 pub(crate) const MAX_UNANSWERED: &str = "1 to 32765 (exchanges waiting for a first reply)";
+pub(crate) const MAX_UNANSWERED_PER_SOURCE: &str =
+    "1 to 32765 (exchanges waiting for a first reply, per source address)";
 pub(crate) const MAX_CALLS_ALL: &str = "1 to 32765 (table entries)";
 pub(crate) const CONTROL_RATE: &str = "1 to 10000 (frames per second, per call leg)";
 pub(crate) const CONTROL_BURST: &str = "1 to 10000 (frames at once, per call leg)";
@@ -117,6 +119,7 @@ pub(crate) fn expected_at(path: &[Segment]) -> Option<Expect> {
             "new_rate" => expect(NUMBER, NEW_RATE),
             "new_burst" => expect(NUMBER, NEW_BURST),
             "max_unanswered" => expect(NUMBER, MAX_UNANSWERED),
+            "max_unanswered_per_source" => expect(NUMBER, MAX_UNANSWERED_PER_SOURCE),
             "max_calls" => expect(NUMBER, MAX_CALLS_ALL),
             "control_rate" => expect(NUMBER, CONTROL_RATE),
             "control_burst" => expect(NUMBER, CONTROL_BURST),

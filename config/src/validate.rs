@@ -356,6 +356,13 @@ impl Check<'_> {
             1..=table,
             schema::MAX_UNANSWERED,
         )?;
+        a.max_unanswered_per_source = count(
+            &r.max_unanswered_per_source,
+            a.max_unanswered_per_source,
+            "max_unanswered_per_source",
+            1..=table,
+            schema::MAX_UNANSWERED_PER_SOURCE,
+        )?;
         a.max_calls = count(
             &r.max_calls,
             a.max_calls,

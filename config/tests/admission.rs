@@ -37,8 +37,13 @@ fn defaults_without_the_map_and_for_missing_keys() {
         (4096, 1000, 2000, 4096)
     );
     assert_eq!(
-        (d.max_calls, d.control_rate, d.control_burst),
-        (32765, 50, 100)
+        (
+            d.max_unanswered_per_source,
+            d.max_calls,
+            d.control_rate,
+            d.control_burst
+        ),
+        (1024, 32765, 50, 100)
     );
     assert_eq!(d.answer_timeout, Duration::from_secs(600));
     let c = from_yaml_str(&format!("admission: {{}}\n{BASE}"), "site.yaml").unwrap();
@@ -49,7 +54,7 @@ fn defaults_without_the_map_and_for_missing_keys() {
 fn every_key_is_read() {
     let text = format!(
         "admission:\n  maxcallnumbers: 10\n  new_rate: 20\n  new_burst: 30\n  \
-         max_unanswered: 40\n  max_calls: 50\n  control_rate: 60\n  control_burst: 70\n  \
+         max_unanswered: 40\n  max_unanswered_per_source: 45\n  max_calls: 50\n  control_rate: 60\n  control_burst: 70\n  \
          answer_timeout: 80\n{BASE}"
     );
     let a = from_yaml_str(&text, "site.yaml")
@@ -63,6 +68,7 @@ fn every_key_is_read() {
             new_rate: 20,
             new_burst: 30,
             max_unanswered: 40,
+            max_unanswered_per_source: 45,
             max_calls: 50,
             control_rate: 60,
             control_burst: 70,
@@ -90,6 +96,10 @@ fn out_of_range_values_are_reported_at_the_value() {
         (
             "max_unanswered: 0",
             "1 to 32765 (exchanges waiting for a first reply)",
+        ),
+        (
+            "max_unanswered_per_source: 32766",
+            "1 to 32765 (exchanges waiting for a first reply, per source address)",
         ),
         ("max_calls: 40000", "1 to 32765 (table entries)"),
         (

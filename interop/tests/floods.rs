@@ -415,19 +415,16 @@ fn trunk_frames_from_strangers_are_dropped_and_counted() {
 
 /// The flood comes from `pbx-flood`'s own address (a PBX gone wrong, or
 /// a spoofer who knows it): admission control holds it to its NEW rate
-/// and, once its entries reach `maxcallnumbers`, refuses it. Each entry it
-/// opens waits for the far side's first reply (PBX B answers each NEW
-/// with a stateless CALLTOKEN, which opens nothing), so it also counts
-/// against the whole gateway's `max_unanswered`. With the defaults (4096
-/// each) this one address would fill that too and every PBX's new calls
-/// would be refused (`unanswered_limit`) until `timeouts.setup` reaps the
-/// entries; so here `maxcallnumbers` is below `max_unanswered`, as
-/// README's operations notes advise, and PBX A's call placed late in the
-/// flood connects.
+/// and refuses the rest once it holds its share. Each entry it opens
+/// waits for the far side's first reply (PBX B answers each NEW with a
+/// stateless CALLTOKEN, which opens nothing), so the share that binds is
+/// `max_unanswered_per_source` (1024 by default), a quarter of the whole
+/// gateway's `max_unanswered`: PBX A's call placed late in the flood
+/// still connects. Default limits throughout.
 #[test]
 fn a_new_flood_from_a_pbx_peer_is_held_to_its_admission_limits() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let lab = Lab::start("admission:\n  maxcallnumbers: 1000\n");
+    let lab = Lab::start("");
     let mut o = options(Kind::New, lab.a.listen);
     o.bind = Some(lab.flood_pbx);
     o.called = "2001".into();
@@ -453,7 +450,12 @@ fn a_new_flood_from_a_pbx_peer_is_held_to_its_admission_limits() {
     let refusals: u64 = refused.iter().map(|r| f.drops_of(r)).sum();
     assert_eq!(f.kernel_drops, 0);
     assert_eq!(active + ended + refusals, f.report.sent, "{:?}", f.drops);
-    assert_eq!(active + ended, 1000, "the source's share, no more");
+    let share = iax2_config::Admission::default().max_unanswered_per_source;
+    assert_eq!(
+        active + ended,
+        u64::from(share),
+        "the source's share, no more"
+    );
     assert!(f.drops_of("new_rate") > 0 && f.drops_of("source_limit") > 0);
     assert_eq!(f.others(&refused), BTreeMap::new());
     lab.finish();
@@ -470,7 +472,7 @@ fn a_dtmf_flood_inside_one_call_is_cut_to_its_rate_and_the_call_still_hangs_up()
         .get("control_flood")
         .copied()
         .unwrap_or(0);
-    let dup_before = lab.pbx_b.stats().duplicate_full_frames;
+    let dup_before = lab.pbx_b.stats().dtmf_duplicates;
     let mut o = options(Kind::Dtmf, lab.a.listen);
     o.bind = Some(lab.flood_pbx);
     o.called = "2001".into();
@@ -492,7 +494,7 @@ fn a_dtmf_flood_inside_one_call_is_cut_to_its_rate_and_the_call_still_hangs_up()
         .unwrap_or(0)
         - control_b;
     assert!(control_a > 0 && control_a < f.report.sent, "{:?}", f.drops);
-    let dup_at_b = lab.pbx_b.stats().duplicate_full_frames - dup_before;
+    let dup_at_b = lab.pbx_b.stats().dtmf_duplicates - dup_before;
     assert_eq!(
         control_a + control_b + dup_at_b,
         f.report.sent,

@@ -245,6 +245,46 @@ fn unanswered_and_total_caps_refuse_with_congestion() {
 }
 
 #[test]
+fn one_source_holds_at_most_its_share_of_the_unanswered_entries() {
+    let (mut w, now) = relay(Admission {
+        max_unanswered: 10,
+        max_unanswered_per_source: 3,
+        ..Admission::default()
+    });
+    let one = src(7, 0).ip();
+    let first = call_to_far(&mut w, now, src(7, 5000), 100);
+    call_to_far(&mut w, now, src(7, 5001), 101);
+    call_to_far(&mut w, now, src(7, 5002), 102);
+    let req = new_frame(103);
+    let out = feed(&mut w, now, src(7, 6000), &req);
+    assert_congestion_reject(&out, src(7, 6000), req.len());
+    assert_eq!(drops(&w, DropReason::SourceLimit), 1);
+    // The other sources keep their room in the whole gateway's cap.
+    call_to_far(&mut w, now, src(8, 5000), 300);
+    call_to_far(&mut w, now, addr(PBX), 100);
+    assert_eq!(w.relay().unanswered_entries(), 5);
+    // The far side replies to one of the source's calls: it waits no
+    // more, so the source may open one more that waits.
+    accept(&mut w, now, first, 500);
+    call_to_far(&mut w, now, src(7, 6000), 103);
+    assert_eq!(w.relay().source_entries(one), 4);
+    let req = new_frame(104);
+    let out = feed(&mut w, now, src(7, 6001), &req);
+    assert_congestion_reject(&out, src(7, 6001), req.len());
+    assert_eq!(drops(&w, DropReason::SourceLimit), 2);
+    w.relay().check_invariants().unwrap();
+    // The unanswered ones are reaped after timeouts.setup and give back
+    // their share; the answered one stays.
+    let now = run_timers(&mut w, now, 41_000);
+    assert_eq!(w.relay().source_entries(one), 1);
+    w.relay().check_invariants().unwrap();
+    call_to_far(&mut w, now, src(7, 7000), 105);
+    call_to_far(&mut w, now, src(7, 7001), 106);
+    call_to_far(&mut w, now, src(7, 7002), 107);
+    w.relay().check_invariants().unwrap();
+}
+
+#[test]
 fn a_refusal_is_never_longer_than_its_request() {
     let (mut w, now) = relay(Admission {
         max_calls: 1,
@@ -321,7 +361,7 @@ fn the_per_source_table_stays_bounded_under_100k_source_addresses() {
 #[test]
 fn legitimate_calls_connect_during_a_flood_from_one_address() {
     let (mut w, mut now) = relay(Admission::default());
-    let mut back_to_flood = 0;
+    let mut back_to_flood = 0u64;
     let mut connected = 0;
     // 50,000 NEW/s for a second from one address, many ports; a
     // legitimate call from the PBX every 10 ms.
@@ -332,10 +372,12 @@ fn legitimate_calls_connect_during_a_flood_from_one_address() {
             let port = 1024 + u16::try_from(n % 60_000).unwrap();
             let theirs = 2 + u16::try_from(n % 30_000).unwrap();
             let out = feed(&mut w, now, src(99, port), &new_frame(theirs));
-            back_to_flood += out
-                .iter()
-                .filter(|(to, _)| to.ip() == src(99, 0).ip())
-                .count();
+            for (to, reply) in &out {
+                if to.ip() == src(99, 0).ip() {
+                    assert!(reply.len() <= new_frame(theirs).len());
+                    back_to_flood += 1;
+                }
+            }
         }
         if ms % 10 == 0 {
             let theirs = 20_000 + u16::try_from(ms / 10).unwrap();
@@ -345,11 +387,17 @@ fn legitimate_calls_connect_during_a_flood_from_one_address() {
             }
         }
     }
-    assert_eq!(back_to_flood, 0, "a flood gets nothing back");
     assert_eq!(connected, 100, "every legitimate call connected");
-    // The burst and a second's refill passed; the rest was dropped.
+    // The burst and a second's refill passed; the rest was dropped
+    // unanswered.
     let rate = drops(&w, DropReason::NewRate);
     assert!((46_900..=47_100).contains(&rate), "{rate}");
+    // Of those that passed, the source's share of unanswered entries
+    // opened; the others had a REJECT, each no larger than its NEW.
+    let share = Admission::default().max_unanswered_per_source;
+    assert_eq!(w.relay().source_entries(src(99, 0).ip()), share);
+    assert_eq!(back_to_flood, drops(&w, DropReason::SourceLimit));
+    assert_eq!(u64::from(share) + back_to_flood + rate, 50_000);
     w.relay().check_invariants().unwrap();
 }
 

@@ -535,6 +535,9 @@ pub struct EndpointStats {
     pub dtmf_sent: u64,
     /// DTMF digits received.
     pub dtmf_received: u64,
+    /// DTMF frames (begin or end) received again: duplicates, also counted
+    /// in `duplicate_full_frames`.
+    pub dtmf_duplicates: u64,
     /// Minis and trunk entries for no known call.
     pub unknown_call_media: u64,
     /// Voice frames sent.
@@ -610,6 +613,7 @@ impl EndpointStats {
         self.pokes_answered += o.pokes_answered;
         self.dtmf_sent += o.dtmf_sent;
         self.dtmf_received += o.dtmf_received;
+        self.dtmf_duplicates += o.dtmf_duplicates;
         self.unknown_call_media += o.unknown_call_media;
         self.voice_sent += o.voice_sent;
         self.voice_full_sent += o.voice_full_sent;
@@ -1731,6 +1735,9 @@ impl Endpoint {
                 SeqOrder::InOrder => call.iseqno = call.iseqno.next(),
                 SeqOrder::OldDuplicate => {
                     self.stats.duplicate_full_frames += 1;
+                    if matches!(f.frame_type(), FrameType::Dtmf | FrameType::DtmfBegin) {
+                        self.stats.dtmf_duplicates += 1;
+                    }
                     self.stats.acks_sent += 1;
                     call.send_ack(out, f.timestamp(), f.iseqno());
                     return Disposition::Keep;

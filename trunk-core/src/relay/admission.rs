@@ -65,6 +65,9 @@ struct Entry {
     in_use: bool,
     /// Table entries this address opened that are still in the table.
     calls: u32,
+    /// Of those, the ones still waiting for the far side's first reply
+    /// (at most the table's 32 765, so 16 bits keep the entry at 40 bytes).
+    unanswered: u16,
     bucket: Bucket,
 }
 
@@ -73,7 +76,8 @@ struct Entry {
 pub(crate) enum Refusal {
     /// Over its rate of NEWs.
     Rate,
-    /// It holds its share of table entries, or its set had no room.
+    /// It holds its share of table entries or of unanswered entries, or
+    /// its set had no room.
     Entries,
 }
 
@@ -81,6 +85,7 @@ pub(crate) enum Refusal {
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct SourceLimits {
     pub(crate) max_entries: u32,
+    pub(crate) max_unanswered: u32,
     pub(crate) rate: u32,
     pub(crate) burst: u32,
 }
@@ -92,7 +97,7 @@ pub(crate) struct Sources {
     seed: [u64; 2],
 }
 
-fn key_of(ip: IpAddr) -> [u64; 2] {
+pub(crate) fn key_of(ip: IpAddr) -> [u64; 2] {
     let v6 = match ip {
         IpAddr::V4(v4) => v4.to_ipv6_mapped(),
         IpAddr::V6(v6) => v6,
@@ -137,7 +142,8 @@ impl Sources {
         }
     }
 
-    /// Counts a table entry for `ip`, unless it holds its share already.
+    /// Counts a table entry for `ip`, waiting for its first reply, unless
+    /// the address holds its share of entries or of unanswered ones.
     pub(crate) fn reserve(
         &self,
         ip: IpAddr,
@@ -147,19 +153,36 @@ impl Sources {
         let key = key_of(ip);
         let mut set = self.set_of(key).lock();
         let entry = find_or_make(&mut set, key, limits, now_ms).ok_or(Refusal::Entries)?;
-        if entry.calls >= limits.max_entries {
+        if entry.calls >= limits.max_entries || u32::from(entry.unanswered) >= limits.max_unanswered
+        {
             return Err(Refusal::Entries);
         }
         entry.calls += 1;
+        entry.unanswered = entry.unanswered.saturating_add(1);
         Ok(())
     }
 
-    /// Gives back a table entry counted by [`reserve`](Self::reserve).
-    pub(crate) fn release(&self, ip: IpAddr) {
+    /// Notes that an entry of `ip` had its first reply.
+    pub(crate) fn replied(&self, ip: IpAddr) {
+        self.update(ip, |e| e.unanswered = e.unanswered.saturating_sub(1));
+    }
+
+    /// Gives back a table entry counted by [`reserve`](Self::reserve);
+    /// `unanswered` if it never had its first reply.
+    pub(crate) fn release(&self, ip: IpAddr, unanswered: bool) {
+        self.update(ip, |e| {
+            e.calls = e.calls.saturating_sub(1);
+            if unanswered {
+                e.unanswered = e.unanswered.saturating_sub(1);
+            }
+        });
+    }
+
+    fn update(&self, ip: IpAddr, f: impl FnOnce(&mut Entry)) {
         let key = key_of(ip);
         let mut set = self.set_of(key).lock();
         if let Some(e) = set.iter_mut().find(|e| e.in_use && e.key == key) {
-            e.calls = e.calls.saturating_sub(1);
+            f(e);
         }
     }
 
@@ -170,6 +193,22 @@ impl Sources {
         set.iter()
             .find(|e| e.in_use && e.key == key)
             .map_or(0, |e| e.calls)
+    }
+
+    /// Every address holding table entries: its key, its entries and how
+    /// many of them wait for a first reply. For the table's invariant
+    /// check, not the packet path.
+    pub(crate) fn holding(&self) -> Vec<([u64; 2], u32, u16)> {
+        self.sets
+            .iter()
+            .flat_map(|s| {
+                s.lock()
+                    .iter()
+                    .filter(|e| e.in_use && (e.calls > 0 || e.unanswered > 0))
+                    .map(|e| (e.key, e.calls, e.unanswered))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
     }
 
     /// Addresses with an entry, at most `SETS * WAYS`. Takes each set's
@@ -204,6 +243,7 @@ fn find_or_make(
                 key,
                 in_use: true,
                 calls: 0,
+                unanswered: 0,
                 bucket: Bucket::full(limits.burst, now_ms),
             };
             i
@@ -236,6 +276,7 @@ mod tests {
         let s = Sources::new(3);
         let l = SourceLimits {
             max_entries: 1,
+            max_unanswered: 1,
             rate: 1,
             burst: 1,
         };
@@ -258,15 +299,26 @@ mod tests {
         let s = Sources::new(1);
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         let l = SourceLimits {
-            max_entries: 2,
+            max_entries: 3,
+            max_unanswered: 2,
             rate: 1,
             burst: 1,
         };
         assert_eq!(s.reserve(ip, l, 0), Ok(()));
         assert_eq!(s.reserve(ip, l, 0), Ok(()));
+        // Two wait for a reply: the unanswered share is full.
         assert_eq!(s.reserve(ip, l, 0), Err(Refusal::Entries));
-        s.release(ip);
+        s.replied(ip);
+        assert_eq!(s.reserve(ip, l, 0), Ok(()));
+        // Three entries: the entry share is full.
+        assert_eq!(s.reserve(ip, l, 0), Err(Refusal::Entries));
+        s.release(ip, false);
+        s.release(ip, true);
         assert_eq!(s.entries_of(ip), 1);
+        // One entry, waiting: one more may wait.
+        assert_eq!(s.reserve(ip, l, 0), Ok(()));
+        assert_eq!(s.reserve(ip, l, 0), Err(Refusal::Entries));
+        s.release(ip, true);
         assert_eq!(s.take_token(ip, l, 0), Ok(()));
         assert_eq!(s.take_token(ip, l, 0), Err(Refusal::Rate));
     }

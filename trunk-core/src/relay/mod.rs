@@ -265,6 +265,8 @@ impl Relay {
     pub fn check_invariants(&self) -> Result<(), String> {
         let gen = self.current();
         let mut occupied = 0;
+        let mut setup = 0;
+        let mut per_source = std::collections::BTreeMap::<[u64; 2], (u32, u16)>::new();
         let mut per_peer = vec![0u32; gen.peers.iter().count()];
         for (ours, slot) in self.table.slots() {
             let guard = slot.call.read();
@@ -277,6 +279,13 @@ impl Relay {
                         return Err(format!("slot {ours} holds a call but is not flagged"));
                     }
                     occupied += 1;
+                    let waiting = call.phase == Phase::Setup;
+                    setup += usize::from(waiting);
+                    if let Some(ip) = call.admitted_from {
+                        let e = per_source.entry(admission::key_of(ip)).or_default();
+                        e.0 += 1;
+                        e.1 += u16::from(waiting);
+                    }
                     signalling::check_call(&gen.peers, ours, call)?;
                     for leg in &call.legs {
                         per_peer[leg.peer.index()] += 1;
@@ -316,6 +325,21 @@ impl Relay {
             return Err(format!(
                 "{occupied} occupied slots, live count {}",
                 self.table.live()
+            ));
+        }
+        let waiting = self.unanswered_entries();
+        if waiting != setup {
+            return Err(format!("{setup} calls wait for a reply, count {waiting}"));
+        }
+        let counted: std::collections::BTreeMap<_, _> = self
+            .sources
+            .holding()
+            .into_iter()
+            .map(|(key, calls, unanswered)| (key, (calls, unanswered)))
+            .collect();
+        if counted != per_source {
+            return Err(format!(
+                "per-source counts {counted:?}, table has {per_source:?}"
             ));
         }
         let in_use = self.call_numbers_in_use();

@@ -229,6 +229,7 @@ impl RelayWorker {
                     from.ip(),
                     SourceLimits {
                         max_entries: limits.maxcallnumbers,
+                        max_unanswered: limits.max_unanswered_per_source,
                         rate: limits.new_rate,
                         burst: limits.new_burst,
                     },
@@ -277,7 +278,7 @@ impl RelayWorker {
         }
         let release_source = || {
             if let Some((ip, _)) = per_source {
-                relay.sources.release(ip);
+                relay.sources.release(ip, true);
             }
         };
         let Some(ours) = relay.table.pool.lock().allocate(now) else {
@@ -480,6 +481,9 @@ impl RelayWorker {
         }
         if was_setup && call.phase != Phase::Setup {
             relay.setup_entries.fetch_sub(1, Ordering::Relaxed);
+            if let Some(ip) = call.admitted_from {
+                relay.sources.replied(ip);
+            }
         }
         let (src, dst) = if stateless {
             (
@@ -659,7 +663,7 @@ impl RelayWorker {
             relay.setup_entries.fetch_sub(1, Ordering::Relaxed);
         }
         if let Some(ip) = call.admitted_from {
-            relay.sources.release(ip);
+            relay.sources.release(ip, call.phase == Phase::Setup);
         }
         if call.purpose == Purpose::Call {
             if !call.ended {
