@@ -429,7 +429,7 @@ fn no_timestamp_trunks_and_calltoken() {
 }
 
 #[test]
-fn a_new_sent_again_crosses_the_gateway_link_twice() {
+fn a_new_sent_again_crosses_the_gateway_link_twice_and_the_far_pbx_gets_one() {
     let mut pair = Pair::new(TrunkSettings::default());
     let first = new_frame(100, "600");
     let out = pair.deliver(PBX_A, GW_A, &first);
@@ -441,8 +441,8 @@ fn a_new_sent_again_crosses_the_gateway_link_twice() {
         GW_B,
         &iax(1, b_sees, 3, 0, 1, IaxSubclass::CallToken, token.clone()),
     );
-    // The NEW with the token: two identical copies reach PBX B, as the
-    // same call; its stack takes the second as a duplicate.
+    // The NEW with the token: gateway A sends two identical copies on the
+    // link; gateway B relays the first to PBX B and drops the second.
     let with_token = iax(
         100,
         0,
@@ -455,12 +455,42 @@ fn a_new_sent_again_crosses_the_gateway_link_twice() {
             .with(Ie::string(IeType::CalledNumber, "600").unwrap())
             .with(Ie::calltoken(b"123?abc").unwrap()),
     );
-    let out = pair.deliver(PBX_A, GW_A, &with_token);
-    assert_eq!(out.len(), 2);
-    assert_eq!(out[0], out[1]);
+    let on_link = |pair: &mut Pair| {
+        let mut tx = VecTransmit::new();
+        pair.a
+            .handle_datagram(pair.now, addr(PBX_A), &mut with_token.clone(), &mut tx);
+        tx.take()
+    };
+    let to_b = |pair: &mut Pair, copies: &[(SocketAddr, Vec<u8>)]| {
+        let mut tx = VecTransmit::new();
+        for (to, bytes) in copies {
+            assert_eq!(*to, addr(GW_B));
+            pair.b
+                .handle_datagram(pair.now, addr(GW_A), &mut bytes.clone(), &mut tx);
+        }
+        tx.take()
+    };
+    let copies = on_link(&mut pair);
+    assert_eq!(copies.len(), 2);
+    assert_eq!(copies[0], copies[1]);
+    let out = to_b(&mut pair, &copies);
+    assert_eq!(out.len(), 1, "PBX B gets one");
     assert_eq!(out[0].0, addr(PBX_B));
     assert_eq!(full(&out[0].1).source_call_number().get(), b_sees);
     assert_eq!(full(&out[0].1).payload(), full(&with_token).payload());
+    let link_copies = |pair: &Pair| pair.b.counters().snapshot().drops(DropReason::LinkCopy);
+    assert_eq!(link_copies(&pair), 1);
+    // PBX A retransmits it 2 s later: one of the two copies passes again.
+    pair.advance(2000);
+    let copies = on_link(&mut pair);
+    assert_eq!(copies.len(), 2);
+    assert_eq!(to_b(&mut pair, &copies).len(), 1);
+    assert_eq!(link_copies(&pair), 2);
+    // Had the first copy been lost on the WAN, the second passes.
+    pair.advance(2000);
+    let copies = on_link(&mut pair);
+    assert_eq!(to_b(&mut pair, &copies[1..]).len(), 1);
+    assert_eq!(link_copies(&pair), 2);
     assert_eq!(
         (pair.a.relay().active_calls(), pair.b.relay().active_calls()),
         (1, 1)

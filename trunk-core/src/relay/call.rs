@@ -92,6 +92,10 @@ pub(crate) struct Call {
     pub(crate) admitted_from: Option<std::net::IpAddr>,
     /// Each leg's DTMF, text and control frames (`admission.control_rate`).
     pub(crate) control: [super::admission::Bucket; 2],
+    /// The last NEW relayed on this call from a gateway peer (its
+    /// timestamp and outbound sequence number, and when), to let the
+    /// second copy of a NEW sent twice on the link go no further.
+    pub(crate) link_new: Option<(u32, u8, Instant)>,
 }
 
 /// An exchange whose reply measures a round trip.

@@ -71,6 +71,10 @@ drop_reasons! {
     /// A DTMF, text or control frame over its call leg's rate
     /// (`admission.control_rate`, `control_burst`).
     ControlFlood = "control_flood",
+    /// The second copy of a NEW that the far gateway sent twice on the
+    /// link (a NEW sent again on a call crosses the link twice): the PBX
+    /// gets one. Expected, one per call that a PBX makes with a call token.
+    LinkCopy = "link_copy",
 }
 
 impl DropReason {

@@ -16,6 +16,12 @@ use crate::wire::{
     CallNumber, ControlSubclass, FrameType, FullFrame, IaxSubclass, IeBlock, IeLookup, Subclass,
 };
 
+/// How long after a NEW from a gateway peer an identical one is taken as
+/// its second copy on the link. The two copies leave back to back; the
+/// dropped copy clears the mark, so of a retransmission (sent twice too)
+/// a copy always passes.
+const LINK_COPY_WINDOW: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// What the relay needs to know of a plain (unencrypted) full frame.
 #[derive(Clone, Copy, Debug)]
 struct Signal {
@@ -317,6 +323,7 @@ impl RelayWorker {
             }),
             admitted_from: per_source.map(|(ip, _)| ip),
             control: [Bucket::full(limits.control_burst, now.as_millis()); 2],
+            link_new: None,
         };
         {
             let mut guard = slot.call.write();
@@ -405,6 +412,25 @@ impl RelayWorker {
                 drop(guard);
                 return self.counters.count_drop(DropReason::ControlFlood);
             }
+        }
+
+        // A NEW sent again on a call crosses a gateway link twice (see
+        // `twice` below): the copy right behind it goes no further. A
+        // requester's own retransmission comes at least its retransmission
+        // time later.
+        if iax == Some(IaxSubclass::New)
+            && !stateless
+            && gen.peers.get(peer).kind() == iax2_config::PeerKind::Gateway
+        {
+            let (ts, seq) = (frame.timestamp(), frame.oseqno().0);
+            if call.link_new.is_some_and(|(t, s, at)| {
+                (t, s) == (ts, seq) && now.saturating_duration_since(at) < LINK_COPY_WINDOW
+            }) {
+                call.link_new = None;
+                drop(guard);
+                return self.counters.count_drop(DropReason::LinkCopy);
+            }
+            call.link_new = Some((ts, seq, now));
         }
 
         // Native transfer stays off the relay (PROTOCOL.md 11.6).
