@@ -402,6 +402,25 @@ fn legitimate_calls_connect_during_a_flood_from_one_address() {
 }
 
 #[test]
+fn a_new_sent_again_and_again_on_a_call_is_cut_to_the_control_rate() {
+    let (mut w, now) = relay(Admission::default());
+    call_to_far(&mut w, now, addr(PBX), 100);
+    // Toward a gateway peer a NEW sent again crosses the link twice, so
+    // a flood of them would be doubled: they pass the leg's control
+    // allowance, the burst of 100 (two copies each), and no more.
+    let mut sent_on = 0;
+    for _ in 0..1000 {
+        let out = feed(&mut w, now, addr(PBX), &new_frame(100));
+        assert!(out.iter().all(|(to, _)| *to == addr(FAR)));
+        sent_on += out.len();
+    }
+    assert_eq!(sent_on, 200);
+    assert_eq!(drops(&w, DropReason::ControlFlood), 900);
+    assert_eq!(w.relay().active_calls(), 1);
+    w.relay().check_invariants().unwrap();
+}
+
+#[test]
 fn a_dtmf_flood_is_cut_to_the_limit_and_the_hangup_still_ends_the_call() {
     let (mut w, now) = relay(Admission::default());
     let ours = call_to_far(&mut w, now, addr(PBX), 100);

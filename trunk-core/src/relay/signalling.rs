@@ -405,8 +405,10 @@ impl RelayWorker {
 
         // A leg's DTMF, text and control frames are rate-limited, so a
         // flood of them cannot crowd out the call's HANGUP (which always
-        // passes) or the relay's other work.
-        if signal.is_some() && counts_as_control(&frame) {
+        // passes) or the relay's other work. So is a NEW sent again on the
+        // call, which may cross a gateway link twice: never a flood
+        // amplified.
+        if signal.is_some() && (counts_as_control(&frame) || iax == Some(IaxSubclass::New)) {
             let l = gen.timeouts.admission;
             if !call.control[i].take(l.control_rate, l.control_burst, now.as_millis()) {
                 drop(guard);
