@@ -49,6 +49,7 @@ pub mod forwarder;
 pub mod impair;
 pub mod load;
 pub mod plot;
+pub mod rng;
 pub mod sim;
 pub mod tap;
 

@@ -25,6 +25,7 @@ use std::time::Duration;
 use iax2_config::{
     CalledPrefix, Config, Peer, PeerHost, PeerKind, PeerName, Route, Timeouts, TrunkSettings,
 };
+use iax2_loadtest::rng::SplitMix64;
 use iax2_loadtest::sim::{Datagram, DynTransmit, Node, SimNet, Verdict};
 use iax2_loadtest::{
     AnswerMode, CallId, CallState, Codec, EndReason, Endpoint, EndpointConfig, EndpointStats,
@@ -1048,23 +1049,6 @@ fn strangers_junk_and_foreign_trunk_frames_are_dropped_and_counted() {
 // 6. Seeded random sweep
 // ---------------------------------------------------------------------
 
-/// SplitMix64, for the sweep's schedule.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
 #[derive(Debug, Clone)]
 struct PlannedCall {
     /// PBX A or PBX B.
@@ -1089,7 +1073,7 @@ enum Action {
 fn sweep(seed: u64, codec: Codec, dispatch: Dispatch) {
     const CALLS: usize = 200;
     const SPREAD_MS: u64 = 120_000;
-    let mut rng = Rng(seed);
+    let mut rng = SplitMix64::new(seed);
     let pbx = |local: &str, k: u64| {
         let mut c = EndpointConfig::new(addr(local), seed.wrapping_mul(16).wrapping_add(k));
         c.codec = codec;
@@ -1109,11 +1093,11 @@ fn sweep(seed: u64, codec: Codec, dispatch: Dispatch) {
 
     let plan: Vec<PlannedCall> = (0..CALLS)
         .map(|k| {
-            let caller = if rng.below(2) == 0 { A } else { B };
-            let rejected = rng.below(10) == 0;
-            let start = t0 + Duration::from_millis(rng.below(SPREAD_MS));
-            let talk = Duration::from_millis(1_000 + rng.below(29_000));
-            let by_caller = rng.below(2) == 0;
+            let caller = if rng.range(0, 1) == 0 { A } else { B };
+            let rejected = rng.range(0, 9) == 0;
+            let start = t0 + Duration::from_millis(rng.range(0, SPREAD_MS - 1));
+            let talk = Duration::from_millis(1_000 + rng.range(0, 28_999));
+            let by_caller = rng.range(0, 1) == 0;
             PlannedCall {
                 caller,
                 called: format!("{}{k:04}", if rejected { 3 } else { 2 }),

@@ -25,7 +25,6 @@ pub mod measure;
 pub mod media;
 mod registration;
 mod reliable;
-mod rng;
 pub mod shard;
 mod trunk;
 
@@ -43,6 +42,7 @@ use trunk_core::wire::{
     Timestamp16, TrunkLayout,
 };
 
+use crate::rng::SplitMix64;
 pub use auth::md5_response;
 use auth::TokenMinter;
 use call::{send_unreliable, Call, Disposition};
@@ -55,7 +55,6 @@ pub use registration::{
     REFUSED_CAUSE_CODE,
 };
 use reliable::Expiry;
-use rng::SplitMix64;
 pub use shard::{CallOwners, Shard};
 pub use trunk::TrunkConfig;
 use trunk::TrunkOut;

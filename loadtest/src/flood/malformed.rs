@@ -16,8 +16,8 @@
 
 use trunk_core::wire::{CallNumber, FullFrameRepr, IaxSubclass, Ie, IeList, IeType, SeqNo};
 
-use super::rng::Rng;
 use super::Datagrams;
+use crate::rng::SplitMix64;
 use crate::Codec;
 
 /// The category names, in the order of the table above.
@@ -40,7 +40,7 @@ pub const TRUNK_CATEGORIES: [&str; 2] = ["trunk_truncated", "trunk_overlong"];
 /// The malformed mix.
 #[derive(Debug)]
 pub struct Malformed {
-    rng: Rng,
+    rng: SplitMix64,
     /// A valid NEW's IE block, spoiled per datagram.
     new_ies: Vec<u8>,
     next: usize,
@@ -66,7 +66,7 @@ impl Malformed {
         )
         .to_vec();
         Self {
-            rng: Rng::new(seed),
+            rng: SplitMix64::new(seed),
             new_ies: frame,
             next: 0,
         }
@@ -77,7 +77,7 @@ impl Malformed {
     fn new_frame(&mut self, buf: &mut [u8]) -> usize {
         let n = self.new_ies.len();
         buf[..n].copy_from_slice(&self.new_ies);
-        let callno = u16::try_from(self.rng.range(2, 32766)).unwrap_or(2);
+        let callno = u16::try_from(self.rng.range_usize(2, 32766)).unwrap_or(2);
         buf[..2].copy_from_slice(&(0x8000 | callno).to_be_bytes());
         n
     }
@@ -94,18 +94,18 @@ impl Datagrams for Malformed {
         let r = &mut self.rng;
         let len = match category {
             0 => {
-                let n = r.range(0, 3);
+                let n = r.range_usize(0, 3);
                 r.fill(&mut buf[..n]);
                 n
             }
             1 => {
-                let n = r.range(4, 11);
+                let n = r.range_usize(4, 11);
                 r.fill(&mut buf[..n]);
                 buf[0] |= 0x80;
                 n
             }
             2 => {
-                let n = r.range(12, 60);
+                let n = r.range_usize(12, 60);
                 r.fill(&mut buf[..n]);
                 buf[0] = 0x80;
                 buf[1] = 0;
@@ -114,7 +114,7 @@ impl Datagrams for Malformed {
             3 => {
                 let n = self.new_frame(buf);
                 // CALLED CONTEXT saying 200 bytes, followed by fewer.
-                let have = self.rng.range(0, 199);
+                let have = self.rng.range_usize(0, 199);
                 buf[n] = 5;
                 buf[n + 1] = 200;
                 self.rng.fill(&mut buf[n + 2..n + 2 + have]);
@@ -126,17 +126,17 @@ impl Datagrams for Malformed {
                 n + 1
             }
             5 => {
-                let n = r.range(4, 200);
+                let n = r.range_usize(4, 200);
                 r.fill(&mut buf[..n]);
                 buf[0] = 0;
                 buf[1] = 0;
                 // 0 or 2..=0x7f: not trunk (1), not video (top bit).
-                let cmd = u8::try_from(r.range(1, 0x7f)).unwrap_or(2);
+                let cmd = u8::try_from(r.range_usize(1, 0x7f)).unwrap_or(2);
                 buf[2] = if cmd == 1 { 0 } else { cmd };
                 n
             }
             6 => {
-                let n = r.range(4, 7);
+                let n = r.range_usize(4, 7);
                 r.fill(&mut buf[..n]);
                 buf[..3].copy_from_slice(&[0, 0, 1]);
                 buf[3] &= 1;
@@ -145,12 +145,12 @@ impl Datagrams for Malformed {
             7 => {
                 let timestamps = r.next_u64() & 1 == 1;
                 let header = if timestamps { 6 } else { 4 };
-                let have = r.range(0, 400);
+                let have = r.range_usize(0, 400);
                 let n = 8 + header + have;
                 r.fill(&mut buf[..n]);
                 buf[..4].copy_from_slice(&[0, 0, 1, u8::from(timestamps)]);
-                let too_long = u16::try_from(r.range(have + 1, 0xffff)).unwrap_or(0xffff);
-                let callno = u16::try_from(r.range(2, 32766)).unwrap_or(2);
+                let too_long = u16::try_from(r.range_usize(have + 1, 0xffff)).unwrap_or(0xffff);
+                let callno = u16::try_from(r.range_usize(2, 32766)).unwrap_or(2);
                 if timestamps {
                     buf[8..10].copy_from_slice(&too_long.to_be_bytes());
                     buf[10..12].copy_from_slice(&callno.to_be_bytes());
@@ -161,7 +161,7 @@ impl Datagrams for Malformed {
                 n
             }
             _ => {
-                let n = r.range(4, 5);
+                let n = r.range_usize(4, 5);
                 r.fill(&mut buf[..n]);
                 buf[0] = 0;
                 buf[1] = 0;

@@ -27,7 +27,6 @@
 pub mod dtmf;
 pub mod malformed;
 pub mod new_flood;
-mod rng;
 pub mod stranger_trunk;
 
 use std::collections::BTreeMap;

@@ -4,8 +4,8 @@
 //! `trunk=yes` would send them, but from addresses that are no peer of
 //! the gateway (a misconfigured far side, or a spoofer).
 
-use super::rng::Rng;
 use super::Datagrams;
+use crate::rng::SplitMix64;
 
 /// Voice payload per entry: 20 ms of u-law.
 const PAYLOAD: usize = 160;
@@ -13,7 +13,7 @@ const PAYLOAD: usize = 160;
 /// Well-formed meta trunk frames.
 #[derive(Debug)]
 pub struct StrangerTrunk {
-    rng: Rng,
+    rng: SplitMix64,
     frames: u64,
 }
 
@@ -21,7 +21,7 @@ impl StrangerTrunk {
     /// Frames drawn from `seed`.
     pub fn new(seed: u64) -> Self {
         Self {
-            rng: Rng::new(seed),
+            rng: SplitMix64::new(seed),
             frames: 0,
         }
     }
@@ -39,9 +39,9 @@ impl Datagrams for StrangerTrunk {
         buf[..4].copy_from_slice(&[0, 0, 1, u8::from(timestamps)]);
         buf[4..8].copy_from_slice(&trunk_ts.to_be_bytes());
         let mut at = 8;
-        let entries = self.rng.range(1, 8);
+        let entries = self.rng.range_usize(1, 8);
         for _ in 0..entries {
-            let callno = u16::try_from(self.rng.range(2, 32766)).unwrap_or(2);
+            let callno = u16::try_from(self.rng.range_usize(2, 32766)).unwrap_or(2);
             let len = u16::try_from(PAYLOAD).unwrap_or(160).to_be_bytes();
             if timestamps {
                 buf[at..at + 2].copy_from_slice(&len);

@@ -13,6 +13,7 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
+use crate::rng::SplitMix64;
 use trunk_core::time::Instant;
 
 /// Gilbert-Elliott burst loss: a two-state chain stepped once per
@@ -126,36 +127,11 @@ pub enum Fate {
     },
 }
 
-/// SplitMix64: a small seeded generator (not for cryptography).
-#[derive(Debug, Clone)]
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `[0, 1)`.
-    fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// True with probability `p`; draws nothing when `p` is zero, so a
-    /// disabled stage does not shift the others' decisions.
-    fn chance(&mut self, p: f64) -> bool {
-        p > 0.0 && self.unit() < p
-    }
-}
-
 /// The seeded model of one direction of a path.
 #[derive(Debug, Clone)]
 pub struct Model {
     settings: Settings,
-    rng: Rng,
+    rng: SplitMix64,
     /// Gilbert-Elliott state.
     bad: bool,
     /// Token bucket as GCRA: the theoretical arrival time of the next
@@ -170,7 +146,7 @@ impl Model {
     pub fn new(settings: &Settings, seed: u64) -> Self {
         Self {
             settings: settings.clone(),
-            rng: Rng(seed),
+            rng: SplitMix64::new(seed),
             bad: false,
             tat_us: 0.0,
             backlog: VecDeque::with_capacity(settings.rate_queue.min(65_536)),

@@ -50,6 +50,7 @@ use crate::endpoint::measure::quantile_ms;
 use crate::endpoint::{CallId, CallState, EndReason, Endpoint, EndpointConfig, EndpointStats};
 use crate::load::demo::{rewrite, SECRET, SITE_A, SITE_B};
 use crate::load::report::round3;
+use crate::rng::SplitMix64;
 
 /// The admin listeners of the example configurations, replaced by free
 /// ports.
@@ -807,24 +808,10 @@ impl Drop for WorkDir {
 // The run
 // ---------------------------------------------------------------------
 
-/// SplitMix64, for the holds.
-#[derive(Debug, Clone)]
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// A duration in `lo..=hi`, millisecond steps.
-    fn between(&mut self, lo: Duration, hi: Duration) -> Duration {
-        let (lo, hi) = (lo.as_millis() as u64, hi.as_millis() as u64);
-        Duration::from_millis(lo + self.next() % (hi - lo + 1))
-    }
+/// A duration in `lo..=hi`, millisecond steps.
+fn between(rng: &mut SplitMix64, lo: Duration, hi: Duration) -> Duration {
+    let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    Duration::from_millis(rng.range(ms(lo), ms(hi)))
 }
 
 /// A PBX of the soak on a free loopback port: A calls (and keeps the
@@ -900,7 +887,7 @@ struct Caller {
     /// Calls originated and not yet hung up by us (or ended by themselves).
     live: HashMap<Key, bool>,
     due: BinaryHeap<Reverse<(Instant, Action, usize, u64)>>,
-    rng: Rng,
+    rng: SplitMix64,
     next_shard: usize,
     tally: Tally,
 }
@@ -926,7 +913,7 @@ impl Caller {
             let ids = shard.originate(self.target, "2001", k);
             let now = Instant::now();
             for id in ids {
-                let held = self.rng.between(hold.0, hold.1);
+                let held = between(&mut self.rng, hold.0, hold.1);
                 self.live.insert((i, id), false);
                 self.due
                     .push(Reverse((now + held - MUTE_LEAD, Action::Mute, i, id.0)));
@@ -1333,7 +1320,7 @@ pub fn soak(opts: &SoakOptions) -> io::Result<SoakReport> {
         target: gw_a,
         live: HashMap::new(),
         due: BinaryHeap::new(),
-        rng: Rng(opts.seed),
+        rng: SplitMix64::new(opts.seed),
         next_shard: 0,
         tally: Tally::default(),
     };
@@ -1690,12 +1677,14 @@ mod tests {
     #[test]
     fn holds_stay_in_their_range_and_replay() {
         let (lo, hi) = (Duration::from_secs(20), Duration::from_secs(90));
-        let (mut a, mut b) = (Rng(7), Rng(7));
-        let draws: Vec<Duration> = (0..1000).map(|_| a.between(lo, hi)).collect();
+        let (mut a, mut b) = (SplitMix64::new(7), SplitMix64::new(7));
+        let draws: Vec<Duration> = (0..1000).map(|_| between(&mut a, lo, hi)).collect();
         assert!(draws.iter().all(|d| (lo..=hi).contains(d)));
         assert_eq!(
             draws,
-            (0..1000).map(|_| b.between(lo, hi)).collect::<Vec<_>>()
+            (0..1000)
+                .map(|_| between(&mut b, lo, hi))
+                .collect::<Vec<_>>()
         );
         assert!(draws.iter().any(|d| *d < Duration::from_secs(30)));
         assert!(draws.iter().any(|d| *d > Duration::from_secs(80)));
