@@ -166,6 +166,32 @@ impl Pair {
     }
 }
 
+/// The configuration of one gateway of a linked pair: two workers, a
+/// one-second hangup linger, its site's PBX as peer `pbx`, and the other
+/// gateway as trunk peer `far` with the keys `far_keys` (lines indented by
+/// four spaces, each ending in a newline), routed both ways.
+pub fn linked_gateway_yaml(listen: SocketAddr, pbx: SocketAddr, far_keys: &str) -> String {
+    format!(
+        "listen: {listen}
+workers: 2
+timeouts:
+  hangup_linger: 1
+peers:
+  pbx:
+    host: {pbx}
+    kind: pbx
+  far:
+    kind: gateway
+    trunk: true
+{far_keys}routes:
+  - from: far
+    to: pbx
+  - from: pbx
+    to: far
+"
+    )
+}
+
 /// Parses `yaml` (named `origin` in errors) and starts a gateway on it.
 pub fn start_gateway(yaml: &str, origin: &str) -> GatewayHandle {
     let config = iax2_config::from_yaml_str(yaml, origin)

@@ -15,7 +15,9 @@
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::time::Duration;
 
-use iax2_interop::lab::{emulated_pbx, free_loopback_addr, mute_all, start_gateway, wait_for};
+use iax2_interop::lab::{
+    emulated_pbx, free_loopback_addr, linked_gateway_yaml, mute_all, start_gateway, wait_for,
+};
 use iax2_loadtest::endpoint::EndpointStats;
 use iax2_loadtest::impair::{Proxy, ProxyConfig, Settings};
 use trunk_core::relay::RegistrationState;
@@ -27,26 +29,7 @@ const LOSS: f64 = 0.05;
 const MEDIA: Duration = Duration::from_secs(12);
 
 fn gateway_yaml(listen: SocketAddr, pbx: SocketAddr, far: &str) -> String {
-    format!(
-        "listen: {listen}
-workers: 2
-timeouts:
-  hangup_linger: 1
-peers:
-  pbx:
-    host: {pbx}
-    kind: pbx
-  far:
-    kind: gateway
-    trunk: true
-    secret: {SECRET}
-{far}routes:
-  - from: far
-    to: pbx
-  - from: pbx
-    to: far
-"
-    )
+    linked_gateway_yaml(listen, pbx, &format!("    secret: {SECRET}\n{far}"))
 }
 
 /// Share of the voice frames a PBX should have received that never came.

@@ -12,7 +12,9 @@
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
-use iax2_interop::lab::{emulated_pbx, free_loopback_addr, mute_all, start_gateway, wait_for};
+use iax2_interop::lab::{
+    emulated_pbx, free_loopback_addr, linked_gateway_yaml, mute_all, start_gateway, wait_for,
+};
 use iax2_interop::udp_nat::UdpNat;
 use trunk_core::relay::{LinkState, RegistrationState};
 
@@ -20,30 +22,12 @@ const CALLS: usize = 10;
 const SECRET: &str = "link-secret-1";
 
 fn gateway_yaml(listen: SocketAddr, pbx: SocketAddr, far: &str) -> String {
-    format!(
-        "listen: {listen}
-workers: 2
-timeouts:
-  hangup_linger: 1
-peers:
-  pbx:
-    host: {pbx}
-    kind: pbx
-  far:
-    kind: gateway
-    trunk: true
-    keepalive: 1
-    unreachable_after: 2
-    retry_min: 1
-    retry_max: 4
-    secret: {SECRET}
-{far}routes:
-  - from: far
-    to: pbx
-  - from: pbx
-    to: far
-"
-    )
+    // Probes every second, unreachable after two misses, quick retries.
+    let keys = format!(
+        "    keepalive: 1\n    unreachable_after: 2\n    retry_min: 1\n    retry_max: 4\n    \
+         secret: {SECRET}\n{far}"
+    );
+    linked_gateway_yaml(listen, pbx, &keys)
 }
 
 #[test]

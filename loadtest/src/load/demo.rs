@@ -178,31 +178,43 @@ pub(crate) fn rewrite(
     Ok(yaml.replacen(&from, &format!("{key}: {new}"), 1))
 }
 
-/// An emulated PBX with `threads` threads on a free loopback port.
-fn pbx(
-    seed: u64,
-    threads: usize,
-    codec: Codec,
-    ptime_ms: u32,
-    callee: bool,
-    dtmf_interval: Option<Duration>,
-    origin: std::time::Instant,
-) -> io::Result<DriverGroup> {
+/// One emulated PBX of a run: A calls, B (`callee`) answers and demands
+/// a call token and MD5.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PbxSpec {
+    pub(crate) seed: u64,
+    pub(crate) threads: usize,
+    pub(crate) codec: Codec,
+    pub(crate) ptime_ms: u32,
+    pub(crate) callee: bool,
+    /// A DTMF digit per call this often (the caller only).
+    pub(crate) dtmf_interval: Option<Duration>,
+    /// Keep the records of ended calls (to classify them afterwards).
+    pub(crate) keep_ended_calls: bool,
+}
+
+/// An emulated PBX on a free loopback port.
+pub(crate) fn pbx(spec: PbxSpec, origin: std::time::Instant) -> io::Result<DriverGroup> {
     let addr = SocketAddr::from(([127, 0, 0, 1], 0));
-    // Nobody reads the per-call events of a load run: keep none.
+    // Per-call events are not read in a load run: keep none.
     let dc = DriverConfig {
         origin,
         max_events: 0,
         ..DriverConfig::default()
     };
-    spawn_group(addr, threads, dc, |shard| {
-        let mut cfg = EndpointConfig::new(addr, seed.wrapping_add(u64::from(shard.index) << 32));
-        cfg.codec = codec;
-        cfg.ptime_ms = ptime_ms;
+    spawn_group(addr, spec.threads, dc, |shard| {
+        let seed = spec.seed.wrapping_add(u64::from(shard.index) << 32);
+        let mut cfg = EndpointConfig::new(addr, seed);
+        cfg.codec = spec.codec;
+        cfg.ptime_ms = spec.ptime_ms;
         cfg.secret = Some(SECRET.to_owned());
-        cfg.require_calltoken = callee;
-        cfg.keep_ended_calls = false;
-        cfg.dtmf_interval = dtmf_interval;
+        cfg.require_calltoken = spec.callee;
+        cfg.keep_ended_calls = spec.keep_ended_calls;
+        cfg.dtmf_interval = if spec.callee {
+            None
+        } else {
+            spec.dtmf_interval
+        };
         cfg.shard = Some(shard);
         Endpoint::new(cfg)
     })
@@ -219,16 +231,17 @@ pub fn pbx_pair(
     dtmf_interval: Option<Duration>,
     origin: std::time::Instant,
 ) -> io::Result<(DriverGroup, DriverGroup)> {
-    let b = pbx(seeds[1], threads, codec, ptime_ms, true, None, origin)?;
-    let a = pbx(
-        seeds[0],
+    let spec = |seed, callee| PbxSpec {
+        seed,
         threads,
         codec,
         ptime_ms,
-        false,
+        callee,
         dtmf_interval,
-        origin,
-    )?;
+        keep_ended_calls: false,
+    };
+    let b = pbx(spec(seeds[1], true), origin)?;
+    let a = pbx(spec(seeds[0], false), origin)?;
     Ok((a, b))
 }
 

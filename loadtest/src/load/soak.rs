@@ -45,10 +45,10 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::cpu::{self, CpuSnapshot};
-use crate::driver::{spawn_group, DriverConfig, DriverGroup};
+use crate::driver::DriverGroup;
 use crate::endpoint::measure::quantile_ms;
-use crate::endpoint::{CallId, CallState, EndReason, Endpoint, EndpointConfig, EndpointStats};
-use crate::load::demo::{rewrite, SECRET, SITE_A, SITE_B};
+use crate::endpoint::{CallId, CallState, Codec, EndReason, EndpointStats};
+use crate::load::demo::{rewrite, PbxSpec, SITE_A, SITE_B};
 use crate::load::report::round3;
 use crate::rng::SplitMix64;
 
@@ -824,21 +824,16 @@ fn pbx(
     dtmf_interval: Option<Duration>,
     origin: Instant,
 ) -> io::Result<DriverGroup> {
-    let addr = SocketAddr::from(([127, 0, 0, 1], 0));
-    let dc = DriverConfig {
-        origin,
-        max_events: 0,
-        ..DriverConfig::default()
+    let spec = PbxSpec {
+        seed,
+        threads,
+        codec: Codec::Ulaw,
+        ptime_ms: 20,
+        callee,
+        dtmf_interval,
+        keep_ended_calls: !callee,
     };
-    spawn_group(addr, threads, dc, |shard| {
-        let mut cfg = EndpointConfig::new(addr, seed.wrapping_add(u64::from(shard.index) << 32));
-        cfg.secret = Some(SECRET.to_owned());
-        cfg.require_calltoken = callee;
-        cfg.keep_ended_calls = !callee;
-        cfg.dtmf_interval = if callee { None } else { dtmf_interval };
-        cfg.shard = Some(shard);
-        Endpoint::new(cfg)
-    })
+    crate::load::demo::pbx(spec, origin)
 }
 
 /// What is due for a call.

@@ -132,14 +132,13 @@ impl Sources {
         limits: SourceLimits,
         now_ms: u64,
     ) -> Result<(), Refusal> {
-        let key = key_of(ip);
-        let mut set = self.set_of(key).lock();
-        let entry = find_or_make(&mut set, key, limits, now_ms).ok_or(Refusal::Entries)?;
-        if entry.bucket.take(limits.rate, limits.burst, now_ms) {
-            Ok(())
-        } else {
-            Err(Refusal::Rate)
-        }
+        self.with_entry(ip, limits, now_ms, |entry| {
+            if entry.bucket.take(limits.rate, limits.burst, now_ms) {
+                Ok(())
+            } else {
+                Err(Refusal::Rate)
+            }
+        })
     }
 
     /// Counts a table entry for `ip`, waiting for its first reply, unless
@@ -150,16 +149,29 @@ impl Sources {
         limits: SourceLimits,
         now_ms: u64,
     ) -> Result<(), Refusal> {
+        self.with_entry(ip, limits, now_ms, |entry| {
+            if entry.calls >= limits.max_entries
+                || u32::from(entry.unanswered) >= limits.max_unanswered
+            {
+                return Err(Refusal::Entries);
+            }
+            entry.calls += 1;
+            entry.unanswered = entry.unanswered.saturating_add(1);
+            Ok(())
+        })
+    }
+
+    /// Runs `f` on `ip`'s entry, made if needed, under its set's lock.
+    fn with_entry(
+        &self,
+        ip: IpAddr,
+        limits: SourceLimits,
+        now_ms: u64,
+        f: impl FnOnce(&mut Entry) -> Result<(), Refusal>,
+    ) -> Result<(), Refusal> {
         let key = key_of(ip);
         let mut set = self.set_of(key).lock();
-        let entry = find_or_make(&mut set, key, limits, now_ms).ok_or(Refusal::Entries)?;
-        if entry.calls >= limits.max_entries || u32::from(entry.unanswered) >= limits.max_unanswered
-        {
-            return Err(Refusal::Entries);
-        }
-        entry.calls += 1;
-        entry.unanswered = entry.unanswered.saturating_add(1);
-        Ok(())
+        f(find_or_make(&mut set, key, limits, now_ms).ok_or(Refusal::Entries)?)
     }
 
     /// Notes that an entry of `ip` had its first reply.
