@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use trunk_core::transmit::Transmit;
 
+use super::pace::{Pace, Pacer};
 use super::{FloodOptions, FloodReport};
 use crate::driver::{spawn_udp, DriverConfig, DriverHandle};
 use crate::endpoint::{CallId, CallState, EndReason, Endpoint, EndpointConfig};
@@ -191,23 +192,16 @@ fn flood_frame(
     duration: Duration,
 ) -> (u64, f64) {
     let frame = std::sync::Arc::new(frame);
-    let start = Instant::now();
-    let rate = rate.max(1) as f64;
-    let mut written = 0u64;
+    let mut pacer = Pacer::new(rate, duration);
     loop {
-        let elapsed = start.elapsed();
-        if elapsed >= duration {
-            break;
-        }
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-        let due = (elapsed.as_secs_f64() * rate) as u64;
-        if written >= due {
-            std::thread::sleep(Duration::from_micros(500));
-            continue;
-        }
-        let n = usize::try_from(due - written)
-            .unwrap_or(PER_JOB)
-            .min(PER_JOB);
+        let n = match pacer.next(PER_JOB) {
+            Pace::Done => break,
+            Pace::Wait => {
+                std::thread::sleep(Duration::from_micros(500));
+                continue;
+            }
+            Pace::Send(n) => n,
+        };
         let f = frame.clone();
         let done = pbx
             .with(move |_, _, out| {
@@ -220,7 +214,7 @@ fn flood_frame(
         if done == 0 {
             break;
         }
-        written += done as u64;
+        pacer.sent(done);
     }
-    (written, start.elapsed().as_secs_f64())
+    (pacer.written(), pacer.seconds())
 }

@@ -27,6 +27,7 @@
 pub mod dtmf;
 pub mod malformed;
 pub mod new_flood;
+mod pace;
 pub mod stranger_trunk;
 
 use std::collections::BTreeMap;
@@ -248,25 +249,18 @@ pub fn blast(
     let names = gen.categories();
     let mut counts = vec![0u64; names.len()];
     let mut replies = 0u64;
-    let mut written = 0u64;
     let mut next = 0usize;
-    let start = Instant::now();
-    let rate = rate.max(1) as f64;
+    let mut pacer = pace::Pacer::new(rate, duration);
     loop {
-        let elapsed = start.elapsed();
-        if elapsed >= duration {
-            break;
-        }
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-        let due = (elapsed.as_secs_f64() * rate) as u64;
-        if written >= due {
-            replies += drain(&mut senders, &mut recv);
-            let wait = Duration::from_secs_f64(1.0 / rate)
-                .clamp(Duration::from_micros(20), Duration::from_micros(500));
-            std::thread::sleep(wait.min(duration.saturating_sub(start.elapsed())));
-            continue;
-        }
-        let n = usize::try_from(due - written).unwrap_or(BATCH).min(BATCH);
+        let n = match pacer.next(BATCH) {
+            pace::Pace::Done => break,
+            pace::Pace::Wait => {
+                replies += drain(&mut senders, &mut recv);
+                std::thread::sleep(pacer.idle());
+                continue;
+            }
+            pace::Pace::Send(n) => n,
+        };
         let count = senders.len().max(1);
         let Some((socket, batch)) = senders.get_mut(next) else {
             break;
@@ -289,9 +283,9 @@ pub fn blast(
             std::thread::sleep(Duration::from_micros(50));
             r = batch.on_writable(socket);
         }
-        written += n as u64;
+        pacer.sent(n);
     }
-    let seconds = start.elapsed().as_secs_f64();
+    let seconds = pacer.seconds();
     // What the last turns left queued on a full socket is not sent.
     let mut abandoned = 0u64;
     for (socket, batch) in &mut senders {
