@@ -314,76 +314,25 @@ impl Check<'_> {
         };
         let r = &raw.value;
         let table = i64::from(Admission::TABLE_SIZE);
-        let count = |value: &Option<Spanned<i64>>,
-                     default: u32,
-                     key: &str,
-                     range: RangeInclusive<i64>,
-                     allowed: &str|
-         -> Result<u32, ConfigError> {
-            match value {
-                Some(v) => {
-                    let n = self.ranged(v, range, &format!("admission.{key}"), allowed)?;
-                    Ok(u32::try_from(n).unwrap_or(u32::MAX))
-                }
-                None => Ok(default),
+        // Each count: its field, its value in the file, its key, its range
+        // and how an error states the range.
+        #[rustfmt::skip]
+        let counts = [
+            (&mut a.maxcallnumbers, &r.maxcallnumbers, "maxcallnumbers", 1..=table, schema::MAXCALLNUMBERS),
+            (&mut a.new_rate, &r.new_rate, "new_rate", 1..=100_000, schema::NEW_RATE),
+            (&mut a.new_burst, &r.new_burst, "new_burst", 1..=100_000, schema::NEW_BURST),
+            (&mut a.max_unanswered, &r.max_unanswered, "max_unanswered", 1..=table, schema::MAX_UNANSWERED),
+            (&mut a.max_unanswered_per_source, &r.max_unanswered_per_source, "max_unanswered_per_source", 1..=table, schema::MAX_UNANSWERED_PER_SOURCE),
+            (&mut a.max_calls, &r.max_calls, "max_calls", 1..=table, schema::MAX_CALLS_ALL),
+            (&mut a.control_rate, &r.control_rate, "control_rate", 1..=10_000, schema::CONTROL_RATE),
+            (&mut a.control_burst, &r.control_burst, "control_burst", 1..=10_000, schema::CONTROL_BURST),
+        ];
+        for (field, value, key, range, allowed) in counts {
+            if let Some(v) = value {
+                let n = self.ranged(v, range, &format!("admission.{key}"), allowed)?;
+                *field = u32::try_from(n).unwrap_or(u32::MAX);
             }
-        };
-        a.maxcallnumbers = count(
-            &r.maxcallnumbers,
-            a.maxcallnumbers,
-            "maxcallnumbers",
-            1..=table,
-            schema::MAXCALLNUMBERS,
-        )?;
-        a.new_rate = count(
-            &r.new_rate,
-            a.new_rate,
-            "new_rate",
-            1..=100_000,
-            schema::NEW_RATE,
-        )?;
-        a.new_burst = count(
-            &r.new_burst,
-            a.new_burst,
-            "new_burst",
-            1..=100_000,
-            schema::NEW_BURST,
-        )?;
-        a.max_unanswered = count(
-            &r.max_unanswered,
-            a.max_unanswered,
-            "max_unanswered",
-            1..=table,
-            schema::MAX_UNANSWERED,
-        )?;
-        a.max_unanswered_per_source = count(
-            &r.max_unanswered_per_source,
-            a.max_unanswered_per_source,
-            "max_unanswered_per_source",
-            1..=table,
-            schema::MAX_UNANSWERED_PER_SOURCE,
-        )?;
-        a.max_calls = count(
-            &r.max_calls,
-            a.max_calls,
-            "max_calls",
-            1..=table,
-            schema::MAX_CALLS_ALL,
-        )?;
-        a.control_rate = count(
-            &r.control_rate,
-            a.control_rate,
-            "control_rate",
-            1..=10_000,
-            schema::CONTROL_RATE,
-        )?;
-        a.control_burst = count(
-            &r.control_burst,
-            a.control_burst,
-            "control_burst",
-            1..=10_000,
-            schema::CONTROL_BURST,
-        )?;
+        }
         if let Some(v) = &r.answer_timeout {
             let secs = self.ranged(
                 v,
