@@ -30,8 +30,8 @@ impl SplitMix64 {
 
     /// [`range`](Self::range) for sizes and indexes.
     pub fn range_usize(&mut self, lo: usize, hi: usize) -> usize {
-        let span = u64::try_from(hi - lo).unwrap_or(u64::MAX - 1) + 1;
-        lo + usize::try_from(self.next_u64() % span).unwrap_or(0)
+        let wide = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+        usize::try_from(self.range(wide(lo), wide(hi))).unwrap_or(lo)
     }
 
     /// Uniform in `[0, 1)`.

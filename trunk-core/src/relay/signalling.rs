@@ -4,6 +4,8 @@
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 
+use iax2_config::PeerKind;
+
 use super::admission::{Bucket, Refusal, SourceLimits};
 use super::call::{Call, Leg, Phase, Probe, Purpose, RefusedTransfer};
 use super::counters::{CallDirection, CallResult, DropReason, Kind};
@@ -229,18 +231,17 @@ impl RelayWorker {
         // nothing back, before any other check can answer it. Gateway
         // peers carry a whole site from one address and are not limited
         // per source.
-        let per_source =
-            (gen.peers.get(ingress).kind() != iax2_config::PeerKind::Gateway).then(|| {
-                (
-                    from.ip(),
-                    SourceLimits {
-                        max_entries: limits.maxcallnumbers,
-                        max_unanswered: limits.max_unanswered_per_source,
-                        rate: limits.new_rate,
-                        burst: limits.new_burst,
-                    },
-                )
-            });
+        let per_source = (gen.peers.get(ingress).kind() != PeerKind::Gateway).then(|| {
+            (
+                from.ip(),
+                SourceLimits {
+                    max_entries: limits.maxcallnumbers,
+                    max_unanswered: limits.max_unanswered_per_source,
+                    rate: limits.new_rate,
+                    burst: limits.new_burst,
+                },
+            )
+        });
         if let Some((ip, l)) = per_source {
             match relay.sources.take_token(ip, l, now.as_millis()) {
                 Ok(()) => {}
@@ -422,7 +423,7 @@ impl RelayWorker {
         // time later.
         if iax == Some(IaxSubclass::New)
             && !stateless
-            && gen.peers.get(peer).kind() == iax2_config::PeerKind::Gateway
+            && gen.peers.get(peer).kind() == PeerKind::Gateway
         {
             let (ts, seq) = (frame.timestamp(), frame.oseqno().0);
             if call.link_new.is_some_and(|(t, s, at)| {
@@ -535,7 +536,7 @@ impl RelayWorker {
         let twice = dest_was_unknown
             && !stateless
             && iax == Some(IaxSubclass::New)
-            && gen.peers.get(egress).kind() == iax2_config::PeerKind::Gateway;
+            && gen.peers.get(egress).kind() == PeerKind::Gateway;
         // Voice of this call queued for the next trunk tick leaves first:
         // the far side would drop it after the HANGUP, or play it after
         // the full voice frame that follows it.
