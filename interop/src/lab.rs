@@ -305,3 +305,14 @@ pub fn assert_no_stray_drops(name: &str, c: &trunk_core::relay::CounterSnapshot)
         assert_eq!(c.drops(r), 0, "{name}: {r:?}");
     }
 }
+
+/// The value of a counter a gateway exports with a `peer` label, read from
+/// its `/metrics` text as a scrape would. Panics if it is not there.
+pub fn peer_counter(gateway: &GatewayHandle, name: &str, peer: &str) -> u64 {
+    let text = iax2_gateway::admin::metrics::encode(gateway.admin_state());
+    let head = format!("{name}{{peer=\"{peer}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&head))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {head}in the metrics:\n{text}"))
+}

@@ -1656,6 +1656,46 @@ fn per_peer_counters_follow_the_traffic() {
     assert_eq!(calls[0].legs[1].their_call_number, Some(b_sees_gw(&pair)));
 }
 
+#[test]
+fn voice_out_of_order_is_relayed_and_counted_by_the_peer_it_came_from() {
+    use trunk_core::wire::{ControlSubclass, FrameType, FullFramePayload, Subclass};
+    let mut pair = Pair::new(TrunkSettings::default());
+    let (_, b_sees) = set_up(&mut pair);
+    let answer = FullFrameRepr {
+        source_call_number: cn(200),
+        retransmission: false,
+        dest_call_number: cn(b_sees),
+        timestamp: 300,
+        oseqno: SeqNo(1),
+        iseqno: SeqNo(2),
+        frame_type: FrameType::Control,
+        subclass: Subclass(ControlSubclass::Answer.code()),
+        payload: FullFramePayload::Raw(vec![]),
+    };
+    assert_eq!(pair.deliver(PBX_B, GW_B, &answer.to_vec()).len(), 1);
+    // 1040 overtakes 1020; 1040 repeated is a duplicate, not reordered.
+    for ts in [1000u16, 1040, 1020, 1040, 1060] {
+        pair.deliver(PBX_A, GW_A, &mini(100, ts, 1, 160));
+    }
+    let at_b = pair.advance(40);
+    let relayed: Vec<u16> = at_b
+        .iter()
+        .filter(|(to, b)| *to == addr(PBX_B) && b[0] & 0x80 == 0)
+        .map(|(_, b)| u16::from_be_bytes([b[2], b[3]]))
+        .collect();
+    assert_eq!(
+        relayed,
+        [1000, 1040, 1020, 1040, 1060],
+        "relayed as they came"
+    );
+    let reordered = |w: &RelayWorker, peer| w.counters().peer(peer).unwrap().snapshot();
+    let from_pbx = reordered(&pair.a, 0);
+    assert_eq!((from_pbx.voice_reordered, from_pbx.voice_frames), (1, 5));
+    // Gateway B sees the same order in gateway A's trunk entries.
+    let from_gw = reordered(&pair.b, 1);
+    assert_eq!((from_gw.voice_reordered, from_gw.voice_frames), (1, 5));
+}
+
 /// The call number gateway B uses toward gateway A for the one call.
 fn b_sees_gw(pair: &Pair) -> u16 {
     let calls = pair.b.relay().call_views(pair.now);

@@ -256,6 +256,13 @@ impl Collector for GatewayCollector {
                 .iter()
                 .map(|(v, c)| ([("peer", v.name.clone())], c.voice_gaps)),
         )?;
+        f.counter(
+            "voice_reordered",
+            "Voice frames of calls received from the peer that were older than one already relayed for their call.",
+            named
+                .iter()
+                .map(|(v, c)| ([("peer", v.name.clone())], c.voice_reordered)),
+        )?;
         f.histogram(
             "jitter_seconds",
             "Each ended call's interarrival jitter as received from the peer.",

@@ -394,6 +394,10 @@ pub struct PeerCounters {
     pub voice_frames: Counter,
     /// Voice frames missing in calls' timestamps as received from it.
     pub voice_gaps: Counter,
+    /// Voice frames of calls received from it that were older than one
+    /// already relayed for their call: reordered on the way here, or
+    /// between this gateway's workers.
+    pub voice_reordered: Counter,
     /// Entries per trunk frame sent to it.
     pub trunk_frame_entries: Histogram,
     /// Each ended call's jitter as received from it, seconds.
@@ -421,6 +425,8 @@ pub struct PeerSnapshot {
     pub voice_frames: u64,
     /// See [`PeerCounters::voice_gaps`].
     pub voice_gaps: u64,
+    /// See [`PeerCounters::voice_reordered`].
+    pub voice_reordered: u64,
     /// See [`PeerCounters::trunk_frame_entries`].
     pub trunk_frame_entries: HistogramSnapshot,
     /// See [`PeerCounters::jitter`].
@@ -443,6 +449,7 @@ impl Default for PeerCounters {
             calls: Default::default(),
             voice_frames: Counter::default(),
             voice_gaps: Counter::default(),
+            voice_reordered: Counter::default(),
             trunk_frame_entries: Histogram::new(TRUNK_ENTRY_BUCKETS),
             jitter: Histogram::new(JITTER_BUCKETS),
             last_rx_ms: Counter::default(),
@@ -500,6 +507,7 @@ impl PeerCounters {
                 .map(|r| r.each_ref().map(Counter::get)),
             voice_frames: self.voice_frames.get(),
             voice_gaps: self.voice_gaps.get(),
+            voice_reordered: self.voice_reordered.get(),
             trunk_frame_entries: self.trunk_frame_entries.snapshot(),
             jitter: self.jitter.snapshot(),
             last_rx_ms: self.last_rx_ms.get(),
@@ -524,6 +532,7 @@ impl PeerSnapshot {
         }
         self.voice_frames += o.voice_frames;
         self.voice_gaps += o.voice_gaps;
+        self.voice_reordered += o.voice_reordered;
         self.trunk_frame_entries.merge(&o.trunk_frame_entries);
         self.jitter.merge(&o.jitter);
         self.last_rx_ms = self.last_rx_ms.max(o.last_rx_ms);

@@ -7,6 +7,7 @@ use iax2_config::PeerKind;
 
 use super::call::Phase;
 use super::counters::{Direction, DropReason, Kind};
+use super::media_stats::Arrival;
 use super::peers::PeerId;
 use super::RelayWorker;
 use crate::time::Instant;
@@ -29,6 +30,16 @@ struct MediaRoute {
     encrypted: bool,
     /// The egress peer has addressed a full frame to our call number.
     egress_knows_us: bool,
+}
+
+/// What the voice frames of one datagram said, counted once per datagram.
+#[derive(Clone, Copy, Debug, Default)]
+struct VoiceSeen {
+    frames: u64,
+    /// Frames missing before them.
+    gaps: u64,
+    /// Frames older than one already relayed for their call.
+    late: u64,
 }
 
 impl RelayWorker {
@@ -75,24 +86,33 @@ impl RelayWorker {
         Ok(route)
     }
 
-    /// Notes a voice frame of the call in its leg's statistics; returns
-    /// how many frames its timestamp says went missing on the way to us.
+    /// Notes a voice frame of the call in its leg's statistics and adds
+    /// what it says to `seen`.
     #[inline]
-    fn note_voice(&self, now: Instant, route: &MediaRoute, ts: Timestamp16) -> u64 {
-        self.relay
+    fn note_voice(&self, now: Instant, route: &MediaRoute, ts: Timestamp16, seen: &mut VoiceSeen) {
+        let arrival = self
+            .relay
             .table
             .slot(route.ours)
             .and_then(|s| s.media.get(route.leg))
-            .map_or(0, |m| m.record(now, ts))
+            .map(|m| m.record(now, ts));
+        seen.frames += 1;
+        if let Some(a) = arrival {
+            seen.gaps += a.missing();
+            seen.late += u64::from(a == Arrival::Late);
+        }
     }
 
-    /// Counts voice frames received from `peer` and the gaps before them.
+    /// Counts voice frames received from `peer`.
     #[inline]
-    fn count_voice(&self, peer: PeerId, frames: u64, gaps: u64) {
+    fn count_voice(&self, peer: PeerId, seen: VoiceSeen) {
         if let Some(c) = self.counters.peer(peer.index()) {
-            c.voice_frames.add(frames);
-            if gaps > 0 {
-                c.voice_gaps.add(gaps);
+            c.voice_frames.add(seen.frames);
+            if seen.gaps > 0 {
+                c.voice_gaps.add(seen.gaps);
+            }
+            if seen.late > 0 {
+                c.voice_reordered.add(seen.late);
             }
         }
     }
@@ -168,8 +188,9 @@ impl RelayWorker {
         };
         match self.media_route(now, peer, mini.source_call_number()) {
             Ok(route) => {
-                let gaps = self.note_voice(now, &route, mini.timestamp());
-                self.count_voice(peer, 1, gaps);
+                let mut seen = VoiceSeen::default();
+                self.note_voice(now, &route, mini.timestamp(), &mut seen);
+                self.count_voice(peer, seen);
                 self.emit_voice(now, &route, mini.timestamp(), mini.payload(), out);
             }
             Err(reason) => self.counters.count_drop(reason),
@@ -240,7 +261,7 @@ impl RelayWorker {
         };
         let mut offset = MetaTrunkFrame::<&[u8]>::HEADER_LEN;
         let workers = self.relay.workers;
-        let (mut own, mut voice, mut gaps) = (0, 0, 0);
+        let (mut own, mut seen) = (0, VoiceSeen::default());
         loop {
             let entry = match frame.entry_at(offset) {
                 None => break,
@@ -276,8 +297,7 @@ impl RelayWorker {
                 (None, Some(anchor)) => rebuild_timestamp(trunk_ts, anchor, route.rx_epoch),
                 (None, None) => Timestamp16(0),
             };
-            voice += 1;
-            gaps += self.note_voice(now, &route, ts);
+            self.note_voice(now, &route, ts, &mut seen);
             self.emit_voice(now, &route, ts, entry.payload, out);
         }
         // Counted once per frame rather than per entry.
@@ -285,7 +305,7 @@ impl RelayWorker {
         if let Some(c) = self.counters.peer(peer.index()) {
             c.trunk_entries(Direction::Rx, own);
         }
-        self.count_voice(peer, voice, gaps);
+        self.count_voice(peer, seen);
     }
 }
 

@@ -52,11 +52,31 @@ fn get(a: &AtomicU64) -> u64 {
     a.load(Ordering::Relaxed)
 }
 
+/// How a voice frame's timestamp stands to the newest one of its leg.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Arrival {
+    /// Newer: `missing` frames its timestamp says went missing before it.
+    InOrder { missing: u64 },
+    /// The same timestamp again.
+    Repeat,
+    /// Older than one already seen: reordered before it was relayed.
+    Late,
+}
+
+impl Arrival {
+    /// Frames missing before this one.
+    pub(crate) fn missing(self) -> u64 {
+        match self {
+            Self::InOrder { missing } => missing,
+            Self::Repeat | Self::Late => 0,
+        }
+    }
+}
+
 impl LegMedia {
-    /// Notes a voice frame with timestamp `ts` arriving at `now`; returns
-    /// how many frames its timestamp says are missing before it.
+    /// Notes a voice frame with timestamp `ts` arriving at `now`.
     #[inline]
-    pub(crate) fn record(&self, now: Instant, ts: Timestamp16) -> u64 {
+    pub(crate) fn record(&self, now: Instant, ts: Timestamp16) -> Arrival {
         #[allow(clippy::cast_possible_truncation)]
         let arrival = now.as_micros() as u32;
         let last = get(&self.last);
@@ -66,7 +86,7 @@ impl LegMedia {
         if last & VALID == 0 {
             set(&self.last, pack(0));
             set(&self.counts, counts + (1 << JITTER_BITS));
-            return 0;
+            return Arrival::InOrder { missing: 0 };
         }
         #[allow(clippy::cast_possible_truncation)]
         let (last_ts, interval, last_arrival) =
@@ -76,7 +96,11 @@ impl LegMedia {
             // A repeat, or a frame from the past (reordered): it neither
             // moves the newest timestamp nor says anything of loss.
             set(&self.counts, counts + (1 << JITTER_BITS));
-            return 0;
+            return if step == 0 {
+                Arrival::Repeat
+            } else {
+                Arrival::Late
+            };
         }
         let step = u64::from(step);
         // RFC 3550 A.8: D is the change in transit time; J += (|D| - J)/16,
@@ -103,7 +127,7 @@ impl LegMedia {
             }
         }
         set(&self.last, pack(interval));
-        missing
+        Arrival::InOrder { missing }
     }
 
     /// What has been seen so far.
@@ -151,9 +175,14 @@ mod tests {
         w.record(at(20), Timestamp16(4));
         w.record(at(40), Timestamp16(24));
         assert_eq!(w.snapshot().gaps, 0);
-        // A reordered frame is neither a gap nor a new interval.
-        w.record(at(45), Timestamp16(4));
-        w.record(at(60), Timestamp16(44));
+        // A reordered frame is neither a gap nor a new interval, and a
+        // repeat is not reordered.
+        assert_eq!(w.record(at(45), Timestamp16(4)), Arrival::Late);
+        assert_eq!(w.record(at(50), Timestamp16(24)), Arrival::Repeat);
+        assert_eq!(
+            w.record(at(60), Timestamp16(44)),
+            Arrival::InOrder { missing: 0 }
+        );
         assert_eq!(w.snapshot().gaps, 0);
     }
 
