@@ -1570,23 +1570,11 @@ fn queued_voice_leaves_before_the_hangup_and_full_voice_frames_of_its_call() {
 #[test]
 fn per_peer_counters_follow_the_traffic() {
     use trunk_core::relay::{CallDirection, CallResult, Direction, Kind};
-    use trunk_core::wire::{ControlSubclass, FrameType, FullFramePayload, Subclass};
     let mut pair = Pair::new(TrunkSettings::default());
     let (a_sees, b_sees) = set_up(&mut pair);
     // PBX B answers 300 ms after the NEW.
     pair.advance(300);
-    let answer = FullFrameRepr {
-        source_call_number: cn(200),
-        retransmission: false,
-        dest_call_number: cn(b_sees),
-        timestamp: 300,
-        oseqno: SeqNo(1),
-        iseqno: SeqNo(2),
-        frame_type: FrameType::Control,
-        subclass: Subclass(ControlSubclass::Answer.code()),
-        payload: FullFramePayload::Raw(vec![]),
-    };
-    assert_eq!(pair.deliver(PBX_B, GW_B, &answer.to_vec()).len(), 1);
+    assert_eq!(pair.deliver(PBX_B, GW_B, &answer_from_b(b_sees)).len(), 1);
     // Voice A -> B with one frame missing (ts 1040), then a PING from A
     // answered by B 50 ms later.
     for ts in [1000u16, 1020, 1060, 1080] {
@@ -1658,21 +1646,9 @@ fn per_peer_counters_follow_the_traffic() {
 
 #[test]
 fn voice_out_of_order_is_relayed_and_counted_by_the_peer_it_came_from() {
-    use trunk_core::wire::{ControlSubclass, FrameType, FullFramePayload, Subclass};
     let mut pair = Pair::new(TrunkSettings::default());
     let (_, b_sees) = set_up(&mut pair);
-    let answer = FullFrameRepr {
-        source_call_number: cn(200),
-        retransmission: false,
-        dest_call_number: cn(b_sees),
-        timestamp: 300,
-        oseqno: SeqNo(1),
-        iseqno: SeqNo(2),
-        frame_type: FrameType::Control,
-        subclass: Subclass(ControlSubclass::Answer.code()),
-        payload: FullFramePayload::Raw(vec![]),
-    };
-    assert_eq!(pair.deliver(PBX_B, GW_B, &answer.to_vec()).len(), 1);
+    assert_eq!(pair.deliver(PBX_B, GW_B, &answer_from_b(b_sees)).len(), 1);
     // 1040 overtakes 1020; 1040 repeated is a duplicate, not reordered.
     for ts in [1000u16, 1040, 1020, 1040, 1060] {
         pair.deliver(PBX_A, GW_A, &mini(100, ts, 1, 160));
@@ -1694,6 +1670,24 @@ fn voice_out_of_order_is_relayed_and_counted_by_the_peer_it_came_from() {
     // Gateway B sees the same order in gateway A's trunk entries.
     let from_gw = reordered(&pair.b, 1);
     assert_eq!((from_gw.voice_reordered, from_gw.voice_frames), (1, 5));
+}
+
+/// PBX B's ANSWER (its call 200, at 300 ms) to the NEW gateway B sent it
+/// as call `b_sees`.
+fn answer_from_b(b_sees: u16) -> Vec<u8> {
+    use trunk_core::wire::{ControlSubclass, FrameType, FullFramePayload, Subclass};
+    FullFrameRepr {
+        source_call_number: cn(200),
+        retransmission: false,
+        dest_call_number: cn(b_sees),
+        timestamp: 300,
+        oseqno: SeqNo(1),
+        iseqno: SeqNo(2),
+        frame_type: FrameType::Control,
+        subclass: Subclass(ControlSubclass::Answer.code()),
+        payload: FullFramePayload::Raw(vec![]),
+    }
+    .to_vec()
 }
 
 /// The call number gateway B uses toward gateway A for the one call.
